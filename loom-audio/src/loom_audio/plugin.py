@@ -1,0 +1,9 @@
+"""The ``audio`` plugin: what loom-audio contributes to the Loom host through its hooks.
+
+Loaded through the entry point ``audio`` in group ``loom``. It imports nothing heavy:
+dependencies load inside the factories it contributes.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

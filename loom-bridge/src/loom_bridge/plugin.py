@@ -1,0 +1,9 @@
+"""The ``bridge`` plugin: what loom-bridge contributes to the Loom host through its hooks.
+
+Loaded through the entry point ``bridge`` in group ``loom``. It imports nothing heavy:
+dependencies load inside the factories it contributes.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

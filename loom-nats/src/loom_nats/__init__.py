@@ -1,0 +1,5 @@
+"""The Loom event bus across machines, on NATS JetStream."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up a development environment in .venv: every distribution installed editable, plus
+# the test and lint tools. Idempotent: a second run with nothing changed takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=""
+for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+        && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        python="$candidate"
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    echo "setup: Python 3.11 or newer is needed (python3.11 not found)" >&2
+    exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $("$python" --version)"
+    "$python" -m venv .venv
+fi
+
+# Reinstall only when what is installed could have changed.
+stamp=.venv/.loom-setup
+digest=$(cat requirements-dev.txt loom-*/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    echo "setup: installing the distributions and tools into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+    echo "$digest" > "$stamp"
+fi
+echo "setup: ready ($(.venv/bin/loom --version))"
