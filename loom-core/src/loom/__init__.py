@@ -25,6 +25,9 @@ from loom._envelope import DEFAULT_TTL, Envelope
 from loom._event import Event, new_event_id
 from loom._version import __version__
 from loom.errors import (
+    AgentError,
+    AgentExistsError,
+    AgentNotFoundError,
     InvalidEventError,
     InvalidTopicError,
     LoomError,
@@ -43,6 +46,9 @@ __all__ = [
     "ActionError",
     "ActionResult",
     "ActionStatus",
+    "AgentError",
+    "AgentExistsError",
+    "AgentNotFoundError",
     "CapabilityDescriptor",
     "Envelope",
     "Event",

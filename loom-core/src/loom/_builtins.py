@@ -1,15 +1,123 @@
-"""Core's built-in plugin: what loom-core contributes, through the same hooks as any plugin."""
+"""Core's built-in plugin: what loom-core contributes, through the same hooks as any plugin.
+
+Factories are referenced lazily, so listing what core contributes imports none of them.
+"""
 
 from __future__ import annotations
 
-from loom.contributions import CliCommand
+import importlib
+from typing import Any
+
+from loom.contributions import BenchScenario, BusBackend, CliCommand, StateStoreBackend
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
 
 
+def _lazy(module: str, attribute: str) -> Any:
+    """A callable that imports ``module.attribute`` on first call and forwards to it."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
+    return call
+
+
 @hookimpl
 def loom_cli_commands() -> list[CliCommand]:
     from loom._cli_plugins import PLUGINS_COMMAND
+    from loom.bench._cli import BENCH_COMMAND
 
-    return [PLUGINS_COMMAND]
+    return [BENCH_COMMAND, PLUGINS_COMMAND]
+
+
+@hookimpl
+def loom_bus_backends() -> list[BusBackend]:
+    return [
+        BusBackend(
+            name="memory",
+            description="In-process bus: bounded queues, QoS and backpressure policies",
+            factory=_lazy("loom.bus", "MemoryBus"),
+        )
+    ]
+
+
+@hookimpl
+def loom_state_stores() -> list[StateStoreBackend]:
+    return [
+        StateStoreBackend(
+            name="memory",
+            description="In-memory state, lost at exit (for tests)",
+            factory=_lazy("loom.state", "MemoryStateStore"),
+        ),
+        StateStoreBackend(
+            name="rocksdb",
+            description="Embedded RocksDB on disk (rocksdict): the default",
+            factory=_lazy("loom.state", "RocksDBStateStore"),
+        ),
+    ]
+
+
+def _scenario(
+    name: str, module: str, function: str, baseline: str | None, text: str
+) -> BenchScenario:
+    return BenchScenario(
+        name=name, description=text, run=_lazy(module, function), baseline=baseline
+    )
+
+
+@hookimpl
+def loom_bench_scenarios() -> list[BenchScenario]:
+    floor = "baseline.asyncio_queue"
+    return [
+        _scenario(
+            floor,
+            "loom.bench._baseline",
+            "asyncio_queue",
+            None,
+            "raw asyncio.Queue(1024): 1->1, 1->10 fan-out, request/reply",
+        ),
+        _scenario(
+            "bus.publish_1sub",
+            "loom.bus._bench",
+            "publish_1sub",
+            floor,
+            "publish to one Batched subscriber that reads",
+        ),
+        _scenario(
+            "bus.fanout10",
+            "loom.bus._bench",
+            "fanout10",
+            floor,
+            "publish to ten Batched subscribers",
+        ),
+        _scenario(
+            "bus.realtime_overload",
+            "loom.bus._bench",
+            "realtime_overload",
+            floor,
+            "Realtime publisher faster than its reader: rate and drops",
+        ),
+        _scenario(
+            "bus.mixed_qos_latency",
+            "loom.bus._bench",
+            "mixed_qos_latency",
+            floor,
+            "dispatch latency at 10,000 events/s with mixed QoS",
+        ),
+        _scenario(
+            "agent.pipeline",
+            "loom.agents._bench",
+            "pipeline",
+            floor,
+            "publish -> agent mailbox -> handler",
+        ),
+        _scenario(
+            "state.rocksdb_put_get",
+            "loom.state._bench",
+            "rocksdb_put_get",
+            None,
+            "RocksDB puts (unsynced) and gets",
+        ),
+    ]

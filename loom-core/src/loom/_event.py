@@ -264,3 +264,18 @@ def _bad_payload(payload: object) -> None:
 
 def _bad_priority(priority: object) -> None:
     raise InvalidEventError(f"event priority must be an int in 0..100, got {priority!r}")
+
+
+def _with_metadata_unchecked(event: Event, metadata: dict[str, str]) -> Event:
+    """A copy of a valid event with new metadata, skipping validation (runtime hot path)."""
+    new = Event.__new__(Event)
+    new.id = event.id
+    new.type = event.type
+    new.timestamp_ms = event.timestamp_ms
+    new.source = event.source
+    new.metadata = metadata
+    new.payload = event.payload
+    new.confidence = event.confidence
+    new.tags = event.tags
+    new.priority = event.priority
+    return new

@@ -31,9 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["--version"]:  # answer without loading any plugin
         parser.parse_args(args_list)
 
+    from loom.errors import PluginError
     from loom.host import create_host
 
-    host = create_host()
+    try:
+        host = create_host()
+    except PluginError as exc:  # only in strict mode (LOOM_STRICT_PLUGINS=1)
+        print(f"loom: error: {exc}", file=sys.stderr)
+        return 1
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands = {}
     for command in host.cli_commands():

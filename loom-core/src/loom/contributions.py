@@ -9,7 +9,7 @@ objects they return do the work.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +18,7 @@ from loom._action import ProviderKind
 if TYPE_CHECKING:
     import argparse
 
+    from loom.bench import Figure
     from loom.host import PluginHost
 
 __all__ = [
@@ -171,11 +172,13 @@ class BenchScenario(Contribution):
     """A named ``loom bench`` scenario.
 
     Attributes:
-        run: runs the scenario once at the given size and returns its figures.
+        run: ``run(scale)`` performs one run and returns its figures
+            (:class:`loom.bench.Figure`); ``scale`` multiplies the scenario's sizes (1.0 for
+            a measurement, small for a smoke test).
         baseline: the name of the scenario this one is judged against, if any.
     """
 
     kind: ClassVar[str] = "bench_scenarios"
 
-    run: Callable[..., Any]
+    run: Callable[[float], Awaitable[Sequence[Figure]]]
     baseline: str | None = None

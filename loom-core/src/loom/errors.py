@@ -8,6 +8,9 @@ know about Loom.
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
+    "AgentExistsError",
+    "AgentNotFoundError",
     "InvalidEventError",
     "InvalidTopicError",
     "LoomError",
@@ -71,3 +74,26 @@ class PluginError(LoomError):
 
 class PluginLoadError(PluginError, ImportError):
     """A plugin's entry point could not be loaded or registered."""
+
+
+class AgentError(LoomError):
+    """An agent operation was refused (a subscription it already has, its private topic, ...)."""
+
+
+class AgentNotFoundError(AgentError, KeyError):
+    """No agent has this id."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(f"agent {agent_id!r} not found")
+
+    def __str__(self) -> str:  # KeyError would quote the message again
+        return str(self.args[0])
+
+
+class AgentExistsError(AgentError, ValueError):
+    """An agent with this id already exists."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(f"agent {agent_id!r} already exists")

@@ -6,7 +6,9 @@ Installed with loom-core and loaded by pytest through the ``pytest11`` entry poi
   entry points loaded, so installed plugins cannot leak into a test;
 - the ``register_plugin`` fixture: registers a plugin object on ``loom_host`` for one test
   and unregisters it afterwards;
-- :func:`registered_plugin`: the same as a context manager, for any host.
+- :func:`registered_plugin`: the same as a context manager, for any host;
+- :class:`BusConformance`: the event-bus tests, written once; every bus backend's test
+  module subclasses it and overrides :meth:`BusConformance.make_bus`.
 
 Example:
     .. code-block:: python
@@ -28,9 +30,10 @@ from contextlib import contextmanager
 
 import pytest
 
+from loom.bus._conformance import BusConformance
 from loom.host import PluginHost, create_host
 
-__all__ = ["loom_host", "register_plugin", "registered_plugin"]
+__all__ = ["BusConformance", "loom_host", "register_plugin", "registered_plugin"]
 
 
 @contextmanager
