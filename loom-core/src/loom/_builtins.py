@@ -114,6 +114,20 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "publish -> agent mailbox -> handler",
         ),
         _scenario(
+            "baseline.python_call",
+            "loom.actions._bench",
+            "python_call",
+            None,
+            "await a trivial async function directly",
+        ),
+        _scenario(
+            "broker.invoke_native",
+            "loom.actions._bench",
+            "broker_invoke_native",
+            "baseline.python_call",
+            "ActionBroker.invoke of a trivial native async capability",
+        ),
+        _scenario(
             "state.rocksdb_put_get",
             "loom.state._bench",
             "rocksdb_put_get",
