@@ -8,7 +8,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from loom.contributions import BenchScenario, BusBackend, CliCommand, StateStoreBackend
+from loom.contributions import (
+    BenchScenario,
+    BusBackend,
+    CliCommand,
+    ModelProvider,
+    RoutingPolicy,
+    StateStoreBackend,
+)
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
@@ -133,5 +140,37 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "rocksdb_put_get",
             None,
             "RocksDB puts (unsynced) and gets",
+        ),
+    ]
+
+
+@hookimpl
+def loom_model_providers() -> list[ModelProvider]:
+    return [
+        ModelProvider(
+            name="deterministic",
+            description="No model: reproducible, labelled answers and tool calls",
+            factory=_lazy("loom.models._providers", "deterministic_provider"),
+        ),
+        ModelProvider(
+            name="openai",
+            description="OpenAI-compatible chat completions (OPENAI_BASE_URL, OPENAI_API_KEY)",
+            factory=_lazy("loom.models._providers", "openai_provider"),
+        ),
+    ]
+
+
+@hookimpl
+def loom_routing_policies() -> list[RoutingPolicy]:
+    return [
+        RoutingPolicy(
+            name="bandit",
+            description="Contextual bandit over providers (Thompson sampling or UCB1)",
+            factory=_lazy("loom.models._providers", "bandit_policy"),
+        ),
+        RoutingPolicy(
+            name="rules",
+            description="Upstream's six routing rules",
+            factory=_lazy("loom.models._providers", "rules_policy"),
         ),
     ]
