@@ -31,4 +31,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     .venv/bin/python -m pip install --quiet -r requirements-dev.txt
     echo "$digest" > "$stamp"
 fi
+# The AssemblyScript WASM example's compiler (tests/wasm), from the npm registry.
+if command -v npm >/dev/null 2>&1 && [ ! -x examples/wasm/as-reverse/node_modules/.bin/asc ]; then
+    echo "setup: installing the AssemblyScript compiler for examples/wasm/as-reverse"
+    npm ci --prefix examples/wasm/as-reverse --no-audit --no-fund --silent
+fi
+
 echo "setup: ready ($(.venv/bin/loom --version))"
