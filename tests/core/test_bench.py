@@ -59,6 +59,8 @@ def test_cli_json_baseline_and_rocksdb(capsys: pytest.CaptureFixture[str]) -> No
         ("baseline.asyncio_queue", "fanout10_throughput", "deliveries/s"),
         ("baseline.asyncio_queue", "reqreply_p50_us", "us"),
         ("baseline.asyncio_queue", "reqreply_p99_us", "us"),
+        ("baseline.asyncio_queue", "mailbox_future_rtt_p50_us", "us"),
+        ("baseline.asyncio_queue", "mailbox_future_rtt_p99_us", "us"),
         ("state.rocksdb_put_get", "put_throughput", "puts/s"),
         ("state.rocksdb_put_get", "get_throughput", "gets/s"),
         ("state.rocksdb_put_get", "sync_put_throughput", "puts/s"),
@@ -218,7 +220,8 @@ def test_a_failing_contribution_hook_leaves_the_rest(capsys: pytest.CaptureFixtu
     host = create_host(load_entrypoints=False, plugins=[Broken()])
     assert _bench(host, ["--json", "--runs", "1", "--scale", "0.01", "-s", "baseline."]) == 0
     assert {d["scenario"] for d in _json_lines(capsys.readouterr().out)} == {
-        "baseline.asyncio_queue"
+        "baseline.asyncio_queue",
+        "baseline.python_call",
     }
     assert any("no scenarios today" in f.error for f in host.failures)
 

@@ -83,7 +83,7 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "loom.bench._baseline",
             "asyncio_queue",
             None,
-            "raw asyncio.Queue(1024): 1->1, 1->10 fan-out, request/reply",
+            "raw asyncio.Queue(1024): 1->1, 1->10 fan-out, request/reply, mailbox+future RTT",
         ),
         _scenario(
             "bus.publish_1sub",
@@ -119,6 +119,27 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "pipeline",
             floor,
             "publish -> agent mailbox -> handler",
+        ),
+        _scenario(
+            "collab.request_reply",
+            "loom.collab._bench",
+            "request_reply",
+            floor,
+            "ctx.request between two agents: round-trip time",
+        ),
+        _scenario(
+            "collab.fanout10_first_k",
+            "loom.collab._bench",
+            "fanout10_first_k",
+            floor,
+            "ctx.fanout to 10 agents with first_k(5): time per fanout, fanouts/s",
+        ),
+        _scenario(
+            "collab.contract_net10",
+            "loom.collab._bench",
+            "contract_net10",
+            floor,
+            "contract-net rounds with 10 bidder agents, 1 award and its result",
         ),
         _scenario(
             "baseline.python_call",

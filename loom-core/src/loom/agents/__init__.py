@@ -14,12 +14,16 @@ or as one async function ``async def echo(ctx, event)``. Both run the same way::
     runtime = AgentRuntime(bus)
     await runtime.spawn("thermostat", Thermostat())
     await runtime.spawn("echo", echo, topics=["requests"])
+
+A handler collaborates through its :class:`Context`: ``ctx.request``, ``ctx.fanout``,
+``ctx.barrier``, ``ctx.contract_net`` and ``ctx.reply`` (see :mod:`loom.collab`), and runs
+capabilities with ``ctx.invoke`` / ``ctx.tool`` through the runtime's ``broker``.
 """
 
 from __future__ import annotations
 
 from loom.agents._agent import Agent, EventHandler, FunctionAgent, handles
-from loom.agents._context import Context
+from loom.agents._context import ActionFailedError, ActionInvoker, Context
 from loom.agents._runtime import (
     AGENT_FAILED_TOPIC,
     AgentInfo,
@@ -30,6 +34,8 @@ from loom.agents._runtime import (
 
 __all__ = [
     "AGENT_FAILED_TOPIC",
+    "ActionFailedError",
+    "ActionInvoker",
     "Agent",
     "AgentInfo",
     "AgentRuntime",

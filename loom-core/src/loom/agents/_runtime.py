@@ -15,8 +15,10 @@ from loom._action import QoS
 from loom._envelope import DEFAULT_TTL
 from loom._event import Event, _with_metadata_unchecked
 from loom.agents._agent import Agent, EventHandler, FunctionAgent
-from loom.agents._context import Context
+from loom.agents._context import ActionInvoker, Context
 from loom.bus import DeliveryQueue, EventBus, Subscription, SubscriptionClosed
+from loom.bus._queue import _wake
+from loom.collab import CollabError, Ledger, ReplyRouter
 from loom.directory import AgentDirectory, AgentRecord
 from loom.errors import AgentError, AgentExistsError, AgentNotFoundError
 from loom.topics import agent_replies_topic, thread_reply_topic, validate_pattern
@@ -29,6 +31,9 @@ log = logging.getLogger("loom.agents")
 AGENT_FAILED_TOPIC = "runtime.agent.failed"
 
 DEFAULT_MAILBOX = 1000
+
+#: How many of the newest mailbox items are searched for a reply the router claimed.
+_DISCARD_SCAN = 64
 
 
 class AgentStatus(enum.Enum):
@@ -64,7 +69,11 @@ class RestartPolicy:
 
 @dataclass(frozen=True)
 class AgentInfo:
-    """A snapshot of one agent's status and counters."""
+    """A snapshot of one agent's status and counters.
+
+    ``late_replies`` counts replies that came after the request (or fanout, contract
+    net) waiting for them had ended; they were dropped.
+    """
 
     agent_id: str
     status: AgentStatus
@@ -75,6 +84,7 @@ class AgentInfo:
     expired: int
     mailbox: int
     last_error: str | None
+    late_replies: int = 0
 
 
 class _Cell:
@@ -91,6 +101,7 @@ class _Cell:
         "mailbox",
         "processed",
         "restarts",
+        "router",
         "status",
         "stopping",
         "subscriptions",
@@ -114,6 +125,7 @@ class _Cell:
         self.expired = 0
         self.failure_times: deque[float] = deque()
         self.last_error: str | None = None
+        self.router: ReplyRouter | None = None
 
 
 class AgentRuntime:
@@ -137,6 +149,17 @@ class AgentRuntime:
         restart_policy: the supervisor's policy.
         directory: the directory to keep current as agents come and go (a new one if None);
             available as :attr:`directory`.
+        broker: what ``ctx.invoke`` and ``ctx.tool`` run capabilities through (a
+            ``loom.actions.ActionBroker``, or anything with ``async invoke(call)``); None
+            makes those calls raise :class:`~loom.AgentError`.
+
+    Replies: an agent that makes a request (``ctx.request``, ``ctx.fanout``,
+    ``ctx.contract_net``) gets, from its first one, a second subscription on its private
+    topic, read by a :class:`~loom.collab.ReplyRouter`: a reply that carries the
+    correlation id of a call waiting for it goes to that call, even while the agent's
+    mailbox loop is busy in the handler that awaits it, and the mailbox loop skips it. A
+    reply that comes after its call ended is dropped and counted (``late_replies``).
+    Everything else on the private topic reaches the handler as before.
     """
 
     def __init__(
@@ -147,6 +170,7 @@ class AgentRuntime:
         mailbox_size: int = DEFAULT_MAILBOX,
         restart_policy: RestartPolicy | None = None,
         directory: AgentDirectory | None = None,
+        broker: ActionInvoker | None = None,
     ) -> None:
         if mailbox_size < 1:
             raise ValueError(f"mailbox_size must be at least 1, got {mailbox_size}")
@@ -155,6 +179,7 @@ class AgentRuntime:
         self.mailbox_size = mailbox_size
         self.restart_policy = restart_policy or RestartPolicy()
         self.directory = directory if directory is not None else AgentDirectory()
+        self.broker = broker
         self._cells: dict[str, _Cell] = {}
         self._closed = False
 
@@ -304,6 +329,7 @@ class AgentRuntime:
             expired=cell.expired,
             mailbox=cell.mailbox.qsize(),
             last_error=cell.last_error,
+            late_replies=cell.ctx._collab.stats.late if cell.ctx._collab is not None else 0,
         )
 
     def agent(self, agent_id: str) -> Agent:
@@ -317,6 +343,30 @@ class AgentRuntime:
             return self._cells[agent_id]
         except KeyError:
             raise AgentNotFoundError(agent_id) from None
+
+    def _reply_channel(self, agent_id: str) -> _AgentReplies:
+        return _AgentReplies(self, agent_id)
+
+    async def _reply_router(self, agent_id: str, ledger: Ledger) -> ReplyRouter:
+        """The agent's router on its private topic, started on first use."""
+        cell = self._cell(agent_id)
+        router = cell.router
+        if router is None:
+            mailbox = cell.mailbox
+            router = cell.router = ReplyRouter(
+                self.bus,
+                agent_replies_topic(agent_id),
+                ledger,
+                mirror=lambda event: _discard(mailbox, event),
+                queue_size=self.mailbox_size,
+            )
+        await router.start()
+        return router
+
+    async def _close_router(self, cell: _Cell, why: str) -> None:
+        router, cell.router = cell.router, None
+        if router is not None:
+            await router.close(CollabError(f"agent {cell.ctx.agent_id!r} {why}"))
 
     async def _subscribe(self, cell: _Cell, pattern: str, *, remember: bool = True) -> None:
         subscription = await self.bus.subscribe(pattern, qos=QoS.BATCHED, queue=cell.mailbox)
@@ -339,12 +389,14 @@ class AgentRuntime:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         cell.task = None
+        await self._close_router(cell, "stopped while a call waited for replies")
         if cell.status is not AgentStatus.FAILED:
             cell.status = AgentStatus.STOPPED
 
     async def _run(self, cell: _Cell) -> None:
         agent, ctx, mailbox = cell.agent, cell.ctx, cell.mailbox
         sender = ctx.sender
+        private = agent_replies_topic(ctx.agent_id)
         try:
             await agent.on_start(ctx)
         except Exception as exc:
@@ -357,6 +409,9 @@ class AgentRuntime:
                     topic, event = await mailbox.get()
                 except SubscriptionClosed:
                     break
+                router = cell.router
+                if router is not None and topic == private and router.claim(event, mirrored=True):
+                    continue  # a reply, handed to the call waiting for it (or late)
                 advanced = _advance(event, sender)
                 if advanced is None:
                     cell.expired += 1
@@ -407,6 +462,7 @@ class AgentRuntime:
             for subscription in cell.subscriptions.values():
                 await self.bus.unsubscribe(subscription.id)
             cell.subscriptions.clear()
+            await self._close_router(cell, "failed while a call waited for replies")
             await self._report_failure(agent_id, cell.last_error, event_id, recent)
             return False
         cell.status = AgentStatus.RESTARTING
@@ -441,6 +497,28 @@ class AgentRuntime:
             log.exception("could not publish the failure report of agent %s", agent_id)
 
 
+def _discard(mailbox: DeliveryQueue, event: Event) -> bool:
+    """Take ``event`` out of the mailbox if it is among the newest items; whether it was.
+
+    A reply the router handed to a waiting call must not hold a mailbox place: a handler
+    that makes many requests would fill its own mailbox with them and block its
+    responders. The reply is nearly always the newest item, so only the newest
+    :data:`_DISCARD_SCAN` are looked at; one further back is skipped by the mailbox loop.
+    """
+    # DeliveryQueue has no public removal; the runtime owns this mailbox and is its only
+    # reader, so it edits the deque in place and wakes a publisher waiting for room.
+    items = mailbox._items
+    last = len(items) - 1
+    for i in range(last, max(-1, last - _DISCARD_SCAN), -1):
+        item = items[i]
+        if item.__class__ is tuple and item[1] is event:
+            del items[i]
+            if mailbox._putters:
+                _wake(mailbox._putters)
+            return True
+    return False
+
+
 def _advance(event: Event, sender: str) -> Event | None:
     """Take one hop on the event's envelope; None when its ttl is exhausted.
 
@@ -473,3 +551,23 @@ def _advance(event: Event, sender: str) -> Event | None:
     new["hop"] = str(hop)
     new["ts"] = ts if ts and ts.isdigit() and ts != "0" else str(time.time_ns() // 1_000_000)
     return _with_metadata_unchecked(event, new)
+
+
+class _AgentReplies:
+    """An agent's reply channel: the router on its private topic, made on first use."""
+
+    __slots__ = ("_agent_id", "_router", "_runtime")
+
+    def __init__(self, runtime: AgentRuntime, agent_id: str) -> None:
+        self._runtime = runtime
+        self._agent_id = agent_id
+        self._router: ReplyRouter | None = None
+
+    async def open(self, thread_id: str, ledger: Ledger) -> ReplyRouter:
+        router = self._router
+        if router is None or router.closed:
+            router = self._router = await self._runtime._reply_router(self._agent_id, ledger)
+        return router
+
+    async def release(self, router: ReplyRouter) -> None:
+        """Nothing to do: the router outlives the call."""

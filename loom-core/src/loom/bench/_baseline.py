@@ -56,15 +56,19 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 async def asyncio_queue(scale: float) -> list[Figure]:
     """One run of the baseline.
 
-    At scale 1.0 (about 1.5 s here): 300,000 events 1->1, 100,000 events fanned out to 10
-    queues (1,000,000 deliveries), and 20,000 sequential request/reply round trips.
+    At scale 1.0 (about 2 s here): 300,000 events 1->1, 100,000 events fanned out to 10
+    queues (1,000,000 deliveries), 20,000 sequential request/reply round trips over two
+    queues, and 20,000 round trips through a mailbox and a future (the floor of an agent's
+    request/reply: ``collab.request_reply`` is judged against it).
 
     Args:
         scale: multiplies the event counts.
 
     Returns:
         ``1to1_throughput`` (events/s), ``fanout10_throughput`` (deliveries/s),
-        ``reqreply_p50_us`` and ``reqreply_p99_us`` (µs per round trip).
+        ``reqreply_p50_us`` and ``reqreply_p99_us`` (µs per round trip), and
+        ``mailbox_future_rtt_p50_us`` and ``mailbox_future_rtt_p99_us`` (µs per round
+        trip).
     """
     n_1to1 = max(100, int(300_000 * scale))
     n_fanout = max(100, int(100_000 * scale))
@@ -73,11 +77,15 @@ async def asyncio_queue(scale: float) -> list[Figure]:
     fan = await _fanout(n_fanout)
     latencies = await _request_reply(n_rr)
     latencies.sort()
+    rtts = await _mailbox_future(n_rr)
+    rtts.sort()
     return [
         Figure("1to1_throughput", n_1to1 / one, "events/s"),
         Figure("fanout10_throughput", n_fanout * _FANOUT / fan, "deliveries/s"),
         Figure("reqreply_p50_us", percentile(latencies, 0.50), "us"),
         Figure("reqreply_p99_us", percentile(latencies, 0.99), "us"),
+        Figure("mailbox_future_rtt_p50_us", percentile(rtts, 0.50), "us"),
+        Figure("mailbox_future_rtt_p99_us", percentile(rtts, 0.99), "us"),
     ]
 
 
@@ -154,4 +162,36 @@ async def _request_reply(n: int) -> list[float]:
         latencies.append((clock() - start) / 1000)
     await requests.put(None)
     await server
+    return latencies
+
+
+async def _mailbox_future(n: int) -> list[float]:
+    """Round-trip times in µs of ``n`` sequential requests, each put on an actor's mailbox
+    with a future that the actor resolves with its reply.
+
+    The least an in-process request/reply between two actors can cost: one queue put, one
+    task switch to the actor, one future resolved, one task switch back.
+    """
+    mailbox: asyncio.Queue[tuple[Event, asyncio.Future[Event]] | None] = asyncio.Queue(_QUEUE_SIZE)
+
+    async def actor() -> None:
+        while (item := await mailbox.get()) is not None:
+            request, future = item
+            future.set_result(
+                Event("bench.reply", request.payload, metadata={"seq": request.metadata["seq"]})
+            )
+
+    task = asyncio.create_task(actor())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    clock = time.perf_counter_ns
+    for i in range(n):
+        start = clock()
+        future: asyncio.Future[Event] = loop.create_future()
+        await mailbox.put((bench_event(i), future))
+        await future
+        latencies.append((clock() - start) / 1000)
+    await mailbox.put(None)
+    await task
     return latencies
