@@ -37,4 +37,7 @@ if command -v npm >/dev/null 2>&1 && [ ! -x examples/wasm/as-reverse/node_module
     npm ci --prefix examples/wasm/as-reverse --no-audit --no-fund --silent
 fi
 
+# MCP peers for the tests (npm packages in .mcp-peers/, mcp-server-time into .venv).
+bash scripts/mcp-peers.sh
+
 echo "setup: ready ($(.venv/bin/loom --version))"
