@@ -666,3 +666,26 @@ def test_importing_actions_and_tools_loads_no_validation_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_compiled_fast_path_agrees_with_jsonschema_on_both_verdicts():
+    from loom.actions._schema import compile_input_validator
+
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "n": {"type": "integer", "minimum": 0}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+    validate = compile_input_validator("t", {"input_schema": json.dumps(schema)})
+    assert validate is not None
+    validate(b'{"text": "ok", "n": 2}')
+    for payload, field in [
+        (b'{"n": 2}', "$.text"),
+        (b'{"text": "ok", "n": -1}', "$.n"),
+        (b'{"text": 5}', "$.text"),
+    ]:
+        with pytest.raises(CapabilityError) as info:
+            validate(payload)
+        assert info.value.code == "INVALID_PARAMS"
+        assert info.value.details["field"] == field

@@ -104,12 +104,15 @@ def compile_input_validator(name: str, metadata: Mapping[str, str]) -> PayloadVa
         return None
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     best_match = jsonschema.exceptions.best_match
+    accepts = _compiled_acceptor(name, schema)
 
     def validate(payload: bytes) -> None:
         try:
             instance = json.loads(payload) if payload else {}
         except ValueError as exc:
             raise invalid_params("$", f"payload is not JSON ({exc})") from None
+        if accepts is not None and accepts(instance):
+            return
         error = best_match(validator.iter_errors(instance))
         if error is None:
             return
@@ -121,3 +124,31 @@ def compile_input_validator(name: str, metadata: Mapping[str, str]) -> PayloadVa
         raise invalid_params(_json_path(path), error.message)
 
     return validate
+
+
+def _compiled_acceptor(name: str, schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A fast check that accepts what ``jsonschema`` accepts, or None where it cannot.
+
+    jsonschema's validator costs about 10 µs per call; fastjsonschema compiles the schema to
+    Python and answers a valid payload in well under 1 µs. It only says yes: a payload it
+    refuses goes to jsonschema, whose verdict and error message stand. Schemas using
+    ``format`` keep jsonschema alone, since the two libraries check formats differently.
+    """
+    if '"format"' in json.dumps(schema):
+        return None
+    import fastjsonschema
+
+    try:
+        compiled = fastjsonschema.compile(schema)
+    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError) as exc:
+        log.debug("capability %r: no compiled validator (%s)", name, exc)
+        return None
+
+    def accepts(instance: Any) -> bool:
+        try:
+            compiled(instance)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return accepts
