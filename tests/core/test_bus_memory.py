@@ -287,3 +287,23 @@ def test_routing_agrees_with_brute_force_matching(patterns, topics, drop):
         await bus.shutdown()
 
     asyncio.run(scenario())
+
+
+async def test_statistics_of_unused_topics_are_bounded():
+    bus = MemoryBus(max_topics=100)
+    await bus.start()
+    kept = await bus.subscribe("kept.topic", qos=QoS.BATCHED)
+    await bus.publish("kept.topic", Event("t"))
+    for i in range(5_000):  # one fresh topic per request thread, as collab does
+        await bus.publish(f"thread.t{i}.reply", Event("t"))
+    assert len(bus.all_stats()) <= 100
+    assert bus.stats("kept.topic").published == 1  # a subscribed topic is never forgotten
+    assert bus.stats("thread.t4999.reply").published == 1  # the newest are kept
+    assert bus.stats("thread.t0.reply") is None  # the oldest unused ones are forgotten
+    assert kept.qsize() == 1
+    await bus.shutdown()
+
+
+def test_max_topics_must_be_positive():
+    with pytest.raises(ValueError, match="max_topics"):
+        MemoryBus(max_topics=0)

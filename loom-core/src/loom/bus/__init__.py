@@ -24,7 +24,7 @@ from __future__ import annotations
 from loom._action import QoS
 from loom.bus._base import EventBus, Handler
 from loom.bus._errors import BusClosedError, SubscriptionClosed
-from loom.bus._memory import DEFAULT_INFLIGHT_THRESHOLD, MemoryBus
+from loom.bus._memory import DEFAULT_INFLIGHT_THRESHOLD, DEFAULT_MAX_TOPICS, MemoryBus
 from loom.bus._policy import DEFAULT_QUEUE_SIZES, Backpressure, DropReason, Policy
 from loom.bus._queue import DeliveryQueue, Item
 from loom.bus._stats import TopicStats
@@ -32,6 +32,7 @@ from loom.bus._subscription import DropCallback, Subscription
 
 __all__ = [
     "DEFAULT_INFLIGHT_THRESHOLD",
+    "DEFAULT_MAX_TOPICS",
     "DEFAULT_QUEUE_SIZES",
     "Backpressure",
     "BusClosedError",

@@ -105,6 +105,11 @@ class RouteTable:
             found.sort(key=_order)
         return tuple(found)
 
+    @property
+    def exact_patterns(self) -> dict[str, list[Subscription]]:
+        """Subscriptions by exact (wildcard-free) pattern; read-only by convention."""
+        return self._exact
+
     def route(self, topic: str) -> Route:
         """The cached route of a valid concrete topic, built on a miss."""
         route = self.routes.get(topic)

@@ -27,6 +27,12 @@ DEFAULT_INFLIGHT_THRESHOLD = 10_000
 _BACKLOG = DropReason.BACKLOG
 
 
+#: Topics whose statistics a MemoryBus keeps by default.
+DEFAULT_MAX_TOPICS = 65_536
+# How many of the oldest topics one eviction looks at before giving up.
+_FORGET_SCAN = 64
+
+
 class MemoryBus(EventBus):
     """The in-process bus: bounded queues, QoS and backpressure, per-topic statistics.
 
@@ -37,6 +43,10 @@ class MemoryBus(EventBus):
         inflight_threshold: when a topic has this many publishes in flight (publishers
             waiting for room in BLOCK queues), Realtime deliveries on it are dropped at once
             (reason BACKLOG) instead of being queued.
+        max_topics: how many topics' statistics are kept. Past it, the oldest topic that no
+            subscription receives and that has nothing in flight is forgotten (its ``stats``
+            become None), so publishers using ever-new topics (one per request thread, say)
+            cannot grow the bus without bound.
 
     Example:
         .. code-block:: python
@@ -50,10 +60,18 @@ class MemoryBus(EventBus):
     #: How long ``shutdown`` lets handler tasks drain what was queued before cancelling them.
     handler_drain_timeout: float = 5.0
 
-    def __init__(self, *, inflight_threshold: int = DEFAULT_INFLIGHT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        *,
+        inflight_threshold: int = DEFAULT_INFLIGHT_THRESHOLD,
+        max_topics: int = DEFAULT_MAX_TOPICS,
+    ) -> None:
         if inflight_threshold.__class__ is not int or inflight_threshold < 1:
             raise ValueError(f"inflight_threshold must be an int >= 1, got {inflight_threshold!r}")
+        if max_topics.__class__ is not int or max_topics < 1:
+            raise ValueError(f"max_topics must be an int >= 1, got {max_topics!r}")
         self.inflight_threshold = inflight_threshold
+        self.max_topics = max_topics
         self._counters: dict[str, TopicCounters] = {}
         self._table = RouteTable(self._counters_for)
         self._routes = self._table.routes
@@ -172,8 +190,28 @@ class MemoryBus(EventBus):
     def _counters_for(self, topic: str) -> TopicCounters:
         counters = self._counters.get(topic)
         if counters is None:
+            if len(self._counters) >= self.max_topics:
+                self._forget_a_topic()
             counters = self._counters[topic] = TopicCounters()
         return counters
+
+    def _forget_a_topic(self) -> None:
+        """Drop the statistics of the oldest topic nothing delivers to any more.
+
+        A topic is kept while a subscription names it exactly, while a cached route holds
+        subscribers for it, and while publishes on it are in flight. Only a bounded number
+        of the oldest topics are looked at; if all are in use the table grows by one.
+        """
+        routes, exact = self._routes, self._table.exact_patterns
+        for topic, counters in itertools.islice(self._counters.items(), _FORGET_SCAN):
+            if counters.backlog or topic in exact:
+                continue
+            route = routes.get(topic)
+            if route is not None and route.subs:
+                continue
+            del self._counters[topic]
+            routes.pop(topic, None)
+            return
 
     def _count_drop(self, topic: str, reason: DropReason, was_delivered: bool) -> None:
         counters = self._counters.get(topic)
