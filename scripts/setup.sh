@@ -31,6 +31,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     .venv/bin/python -m pip install --quiet -r requirements-dev.txt
     echo "$digest" > "$stamp"
 fi
+# The bridge's TLS tests make a throwaway certificate with the openssl CLI.
+if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq openssl >/dev/null
+fi
+
 # The AssemblyScript WASM example's compiler (tests/wasm), from the npm registry.
 if command -v npm >/dev/null 2>&1 && [ ! -x examples/wasm/as-reverse/node_modules/.bin/asc ]; then
     echo "setup: installing the AssemblyScript compiler for examples/wasm/as-reverse"

@@ -26,6 +26,7 @@ from loom.agents._agent import Agent, EventHandler, FunctionAgent, handles
 from loom.agents._context import ActionFailedError, ActionInvoker, Context
 from loom.agents._runtime import (
     AGENT_FAILED_TOPIC,
+    DEFAULT_MAILBOX,
     AgentInfo,
     AgentRuntime,
     AgentStatus,
@@ -34,6 +35,7 @@ from loom.agents._runtime import (
 
 __all__ = [
     "AGENT_FAILED_TOPIC",
+    "DEFAULT_MAILBOX",
     "ActionFailedError",
     "ActionInvoker",
     "Agent",

@@ -23,7 +23,14 @@ from loom.directory import AgentDirectory, AgentRecord
 from loom.errors import AgentError, AgentExistsError, AgentNotFoundError
 from loom.topics import agent_replies_topic, thread_reply_topic, validate_pattern
 
-__all__ = ["AGENT_FAILED_TOPIC", "AgentInfo", "AgentRuntime", "AgentStatus", "RestartPolicy"]
+__all__ = [
+    "AGENT_FAILED_TOPIC",
+    "DEFAULT_MAILBOX",
+    "AgentInfo",
+    "AgentRuntime",
+    "AgentStatus",
+    "RestartPolicy",
+]
 
 log = logging.getLogger("loom.agents")
 

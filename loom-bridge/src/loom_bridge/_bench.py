@@ -1,0 +1,297 @@
+"""``loom bench`` scenarios of the bridge, and the raw gRPC baseline they are judged by.
+
+Server and client run in the one process and event loop, in every scenario and in the
+baseline alike, over 127.0.0.1, so the figures compare like with like:
+
+- ``baseline.grpc_raw``: a bare grpc.aio service with no protobuf (150-byte messages passed
+  as bytes): ``stream_throughput`` (server -> client messages/s on one bidi stream) and
+  ``unary_p50_us`` (one unary echo round trip).
+- ``bridge.push``: events published on the server's bus, delivered to a remote agent's
+  link (decoded to :class:`~loom.Event`): events/s.
+- ``bridge.publish``: a remote agent's link publishes, a subscriber on the server's bus
+  reads: events/s.
+- ``bridge.forward_action``: ForwardAction round trips of a native echo capability through
+  the broker: p50 and p99 in µs.
+
+On a shared machine the load changes from one second to the next, so each bridge scenario
+also runs the raw baseline's work interleaved with its own, in slices of the same time
+window, and reports it beside its figure (``raw_stream_throughput``,
+``raw_unary_p50_us``): the ratio of the two is the figure to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from loom import ActionCall, ActionStatus, Event, QoS
+from loom.bench import Figure, bench_event, percentile
+from loom.bus import MemoryBus
+
+__all__ = ["forward_action", "grpc_raw", "publish", "push"]
+
+_RAW_PAYLOAD = bytes(150)
+_TOPIC = "bench.bridge.tick"
+#: Events per slice when a scenario alternates with the raw baseline's work.
+_SLICE = 1_000
+
+
+def _count(full: int, scale: float, minimum: int = 50) -> int:
+    return max(minimum, int(full * scale))
+
+
+class _RawGrpc:
+    """A bare grpc.aio server and channel: a server-to-client stream and a unary echo."""
+
+    async def __aenter__(self) -> _RawGrpc:
+        import grpc
+        import grpc.aio
+
+        async def stream(request_iterator: Any, context: Any) -> None:
+            count = int(await context.read())
+            for _ in range(count):
+                await context.write(_RAW_PAYLOAD)
+
+        async def unary(request: bytes, context: Any) -> bytes:
+            return request
+
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Raw",
+            {
+                "Stream": grpc.stream_stream_rpc_method_handler(stream),
+                "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            },
+        )
+        self._server = grpc.aio.server()
+        self._server.add_generic_rpc_handlers((handler,))
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self._stream = self._channel.stream_stream("/bench.Raw/Stream", None, None)
+        self._echo = self._channel.unary_unary("/bench.Raw/Unary", None, None)
+        await self._echo(_RAW_PAYLOAD)  # the connection is up and warm
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._channel.close(None)
+        await self._server.stop(None)
+
+    async def stream(self, n: int) -> float:
+        """Seconds to receive ``n`` messages on a new stream."""
+        from loom_bridge._wire import EOF
+
+        call = self._stream(None)
+        start = time.perf_counter()
+        await call.write(str(n).encode())
+        received = 0
+        while await call.read() is not EOF:
+            received += 1
+        elapsed = time.perf_counter() - start
+        if received != n:
+            raise AssertionError(f"raw stream: {received} of {n} messages arrived")
+        return elapsed
+
+    async def unary_us(self) -> float:
+        """One unary echo round trip, in µs."""
+        start = time.perf_counter_ns()
+        await self._echo(_RAW_PAYLOAD)
+        return (time.perf_counter_ns() - start) / 1000
+
+
+# -- the baseline ---------------------------------------------------------------------------
+
+
+async def grpc_raw(scale: float) -> list[Figure]:
+    """One run of ``baseline.grpc_raw`` (at scale 1.0: 30,000 streamed messages, 2,000
+    unary calls)."""
+    n_stream = _count(30_000, scale)
+    n_unary = _count(2_000, scale)
+    async with _RawGrpc() as raw:
+        elapsed = await raw.stream(n_stream)
+        latencies = sorted([await raw.unary_us() for _ in range(n_unary)])
+    return [
+        Figure("stream_throughput", n_stream / elapsed, "messages/s"),
+        Figure("unary_p50_us", percentile(latencies, 0.5), "us"),
+    ]
+
+
+# -- the bridge -----------------------------------------------------------------------------
+
+
+async def _bridge(bus: MemoryBus, broker: Any = None) -> Any:
+    from loom_bridge._config import BridgeConfig
+    from loom_bridge._server import BridgeServer
+
+    server = BridgeServer(bus, broker, config=BridgeConfig(address="127.0.0.1:0"))
+    await server.start()
+    return server
+
+
+async def _until_open(server: Any, agent_id: str) -> None:
+    """Wait until the server has opened the agent's stream (its subscriptions exist)."""
+    async with asyncio.timeout(10):
+        while server.hub.session(agent_id) is None:
+            await asyncio.sleep(0.001)
+
+
+def _link(address: str, topics: tuple[str, ...], on_delivery: Any) -> Any:
+    from loom.v1 import bridge_pb2
+    from loom_bridge._client_config import ClientConfig
+    from loom_bridge._link import BridgeLink
+
+    def registration() -> bridge_pb2.AgentRegisterRequest:
+        return bridge_pb2.AgentRegisterRequest(agent_id="bench", subscribed_topics=topics)
+
+    return BridgeLink(
+        "bench",
+        ClientConfig(address=address, outbound_queue=1024),
+        registration=registration,
+        on_delivery=on_delivery,
+    )
+
+
+async def _interleaved(
+    n: int, raw: _RawGrpc, bridge_slice: Callable[[int, int], Awaitable[None]]
+) -> tuple[float, float]:
+    """Run ``n`` events in slices, each bridge slice followed by a raw stream slice of the
+    same size; return (bridge events/s, raw messages/s) over the same time window."""
+    bridge_s = raw_s = 0.0
+    done = 0
+    while done < n:
+        size = min(_SLICE, n - done)
+        start = time.perf_counter()
+        await bridge_slice(done, size)
+        bridge_s += time.perf_counter() - start
+        raw_s += await raw.stream(size)
+        done += size
+    return n / bridge_s, n / raw_s
+
+
+async def push(scale: float) -> list[Figure]:
+    """Events published on the server's bus and received by a remote agent's link: events/s
+    (at scale 1.0, 30,000 events, each built by :func:`~loom.bench.bench_event`)."""
+    n = _count(30_000, scale)
+    async with MemoryBus() as bus, _RawGrpc() as raw:
+        server = await _bridge(bus)
+        received = 0
+        target = 0
+        arrived = asyncio.Event()
+
+        async def on_delivery(topic: str, event: Event) -> None:
+            nonlocal received
+            received += 1
+            if received == target:
+                arrived.set()
+
+        link = _link(server.address, (_TOPIC,), on_delivery)
+        try:
+            await link.start()
+            await _until_open(server, "bench")
+
+            async def bridge_slice(first: int, size: int) -> None:
+                nonlocal target
+                target = first + size
+                arrived.clear()
+                for i in range(first, first + size):
+                    await bus.publish(_TOPIC, bench_event(i))
+                await asyncio.wait_for(arrived.wait(), 60)
+
+            rate, raw_rate = await _interleaved(n, raw, bridge_slice)
+        finally:
+            await link.stop()
+            await server.stop()
+    return [
+        Figure("throughput", rate, "events/s"),
+        Figure("raw_stream_throughput", raw_rate, "messages/s"),
+    ]
+
+
+async def publish(scale: float) -> list[Figure]:
+    """Events a remote agent's link publishes, read by a Batched subscriber on the server's
+    bus: events/s (at scale 1.0, 30,000 events)."""
+    n = _count(30_000, scale)
+    async with MemoryBus() as bus, _RawGrpc() as raw:
+        server = await _bridge(bus)
+        sub = await bus.subscribe(_TOPIC, qos=QoS.BATCHED)
+
+        async def nothing(topic: str, event: Event) -> None:
+            return None
+
+        link = _link(server.address, (), nothing)
+        try:
+            await link.start()
+
+            async def bridge_slice(first: int, size: int) -> None:
+                async def read() -> None:
+                    for _ in range(size):
+                        await sub.get()
+
+                reader = asyncio.create_task(read())
+                for i in range(first, first + size):
+                    await link.publish(_TOPIC, bench_event(i))
+                await asyncio.wait_for(reader, 60)
+
+            rate, raw_rate = await _interleaved(n, raw, bridge_slice)
+        finally:
+            await link.stop()
+            await server.stop()
+    return [
+        Figure("throughput", rate, "events/s"),
+        Figure("raw_stream_throughput", raw_rate, "messages/s"),
+    ]
+
+
+async def forward_action(scale: float) -> list[Figure]:
+    """ForwardAction round trips of a native echo capability through the broker: p50 and
+    p99 in µs (at scale 1.0, 2,000 calls, as many as the baseline's unary calls), each call
+    followed by a raw unary echo in the same window."""
+    from loom.actions import ActionBroker, NativeProvider, capability
+
+    n = _count(2_000, scale)
+
+    @capability("bench.echo", version="1.0")
+    async def echo(text: str) -> str:
+        return text
+
+    broker = ActionBroker()
+    broker.register(NativeProvider(echo))
+    async with MemoryBus() as bus, _RawGrpc() as raw:
+        server = await _bridge(bus, broker)
+
+        async def nothing(topic: str, event: Event) -> None:
+            return None
+
+        link = _link(server.address, (), nothing)
+        try:
+            await link.start()
+            payload = b'{"text": "ping"}'
+            latencies = []
+            raw_latencies = []
+            clock = time.perf_counter_ns
+            for i in range(n + 1):
+                t0 = clock()
+                result = await link.forward(ActionCall("bench.echo", payload, version="1.0"))
+                if i:  # the first call warms the path
+                    latencies.append((clock() - t0) / 1000)
+                    raw_latencies.append(await raw.unary_us())
+                if result.status is not ActionStatus.OK:
+                    raise AssertionError(f"bench.echo failed: {result.error}")
+        finally:
+            await link.stop()
+            await server.stop()
+            await broker.aclose()
+    latencies.sort()
+    raw_latencies.sort()
+    return [
+        Figure("p50_us", percentile(latencies, 0.5), "us"),
+        Figure("p99_us", percentile(latencies, 0.99), "us"),
+        Figure("raw_unary_p50_us", percentile(raw_latencies, 0.5), "us"),
+    ]
