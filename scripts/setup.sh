@@ -45,4 +45,11 @@ fi
 # MCP peers for the tests (npm packages in .mcp-peers/, mcp-server-time into .venv).
 bash scripts/mcp-peers.sh
 
+# NATS with JetStream on 127.0.0.1:4222 for loom-nats (installs Debian's nats-server if missing).
+if [ "${CI:-}" = true ]; then
+    bash scripts/nats-server.sh
+else
+    bash scripts/nats-server.sh || echo "setup: no NATS server; the nats tests will skip" >&2
+fi
+
 echo "setup: ready ($(.venv/bin/loom --version))"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/nats-server.sh --no-install  # restarts it if it died since setup
 
 echo "== ruff"
 .venv/bin/ruff check .

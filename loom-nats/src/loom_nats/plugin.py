@@ -1,9 +1,90 @@
 """The ``nats`` plugin: what loom-nats contributes to the Loom host through its hooks.
 
-Loaded through the entry point ``nats`` in group ``loom``. It imports nothing heavy:
-dependencies load inside the factories it contributes.
+Loaded through the entry point ``nats`` in group ``loom``. It imports nothing heavy (not
+even ``loom_nats``' own modules): each factory imports its module on first call.
+
+Contributes the ``nats`` bus backend, the ``loom nats`` command, and the bench scenarios
+``baseline.nats_raw``, ``nats.publish_1sub``, ``nats.jetstream_publish`` and
+``nats.request_reply``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from loom.contributions import BenchScenario, BusBackend, CliCommand
+from loom.hookspecs import hookimpl
+
 __all__: list[str] = []
+
+
+def _lazy(module: str, attribute: str) -> Any:
+    """A callable that imports ``module.attribute`` on first call and forwards to it."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
+    return call
+
+
+@hookimpl
+def loom_bus_backends() -> list[BusBackend]:
+    return [
+        BusBackend(
+            name="nats",
+            description="NATS: Realtime on core NATS, Batched/Background on JetStream",
+            factory=_lazy("loom_nats._bus", "NatsBus"),
+        )
+    ]
+
+
+@hookimpl
+def loom_cli_commands() -> list[CliCommand]:
+    return [
+        CliCommand(
+            name="nats",
+            description="the NATS bus: server and stream status, replay of a topic",
+            configure=_lazy("loom_nats._cli", "configure"),
+            run=_lazy("loom_nats._cli", "run"),
+        )
+    ]
+
+
+def _scenario(name: str, function: str, baseline: str | None, text: str) -> BenchScenario:
+    return BenchScenario(
+        name=name, description=text, run=_lazy("loom_nats._bench", function), baseline=baseline
+    )
+
+
+@hookimpl
+def loom_bench_scenarios() -> list[BenchScenario]:
+    raw = "baseline.nats_raw"
+    return [
+        _scenario(
+            raw,
+            "nats_raw",
+            None,
+            "bare nats-py: core pub/sub of 150-byte messages, JetStream async publish, "
+            "request/reply",
+        ),
+        _scenario(
+            "nats.publish_1sub",
+            "publish_1sub",
+            raw,
+            "NatsBus publish to one subscriber: Realtime (core) and Batched (JetStream)",
+        ),
+        _scenario(
+            "nats.jetstream_publish",
+            "jetstream_publish",
+            raw,
+            "NatsBus publishes into the stream, acknowledged (async window and one by one)",
+        ),
+        _scenario(
+            "nats.request_reply",
+            "request_reply",
+            raw,
+            "request/reply round trip between two NatsBus instances (Realtime)",
+        ),
+    ]
