@@ -156,6 +156,20 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "ActionBroker.invoke of a trivial native async capability",
         ),
         _scenario(
+            "telemetry.publish_1sub_default",
+            "loom.telemetry._bench",
+            "publish_1sub_default",
+            "bus.publish_1sub",
+            "bus.publish_1sub with telemetry's defaults (metrics, /metrics served): off vs on",
+        ),
+        _scenario(
+            "telemetry.publish_1sub_tracing",
+            "loom.telemetry._bench",
+            "publish_1sub_tracing",
+            "bus.publish_1sub",
+            "bus.publish_1sub with tracing all (spans exported in batches): off vs on",
+        ),
+        _scenario(
             "state.rocksdb_put_get",
             "loom.state._bench",
             "rocksdb_put_get",

@@ -26,6 +26,7 @@ from loom.actions._results import (
 from loom.actions._schema import PayloadValidator, compile_input_validator
 from loom.contributions import Capability
 from loom.directory import CapabilityDirectory, _version_key
+from loom.telemetry import _switch
 from loom.topics import thread_reply_topic
 
 __all__ = ["ActionBroker", "BrokerStats"]
@@ -45,12 +46,16 @@ class BrokerStats:
         failed: calls that did not, by error code (NOT_FOUND, TIMEOUT, ...).
         cache_hits: repeated call ids answered from the idempotency cache.
         joined: repeated call ids that waited for the first one still running.
+        by_capability: calls by capability name, then by outcome: ``"OK"`` or the error
+            code. Calls for a capability that is not registered count under ``""``, so
+            that names callers make up cannot grow this without bound.
     """
 
     ok: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
     joined: int = 0
+    by_capability: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -264,7 +269,17 @@ class ActionBroker:
         returned (or, while that call still runs, awaited); the capability is looked up
         (an empty version takes the newest); the circuit breaker is asked; the payload is
         validated; the provider runs within the timeout and the concurrency bound.
+
+        With tracing on (:mod:`loom.telemetry`) the call is an invoke span, and the
+        provider's run a child span whose W3C ``traceparent`` is written into
+        ``call.headers``.
         """
+        trace = _switch.invoke  # None unless tracing is on: then no telemetry code runs
+        if trace is not None:
+            return await trace(call, self._invoke)
+        return await self._invoke(call)
+
+    async def _invoke(self, call: ActionCall) -> ActionResult:
         _fill_envelope(call)
         call_id = call.id
         results = self._results
@@ -277,7 +292,7 @@ class ActionBroker:
             return await self._join(call)
         entry = self._resolve(call.capability, call.version)
         if entry is None:
-            return self._count(self._not_found(call))
+            return self._count(self._not_found(call), "")
         running = self._running
         running[call_id] = None
         try:
@@ -294,7 +309,7 @@ class ActionBroker:
                 results.popitem(last=False)
         if waiters is not None:
             waiters.set_result(result)
-        return self._count(result)
+        return self._count(result, entry.descriptor.name)
 
     async def _join(self, call: ActionCall) -> ActionResult:
         """Wait for the call with the same id that is running now, and share its result."""
@@ -307,8 +322,9 @@ class ActionBroker:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if future.cancelled() and (task is None or not task.cancelling()):
-                # The first caller was cancelled, not us: the call is ours to run now.
-                return await self.invoke(call)
+                # The first caller was cancelled, not us: the call is ours to run now
+                # (inside our caller's invoke span, if tracing: not a second one).
+                return await self._invoke(call)
             raise
         self.stats.joined += 1
         return copy_result(result)
@@ -337,7 +353,11 @@ class ActionBroker:
                     if entry.validate is not None:
                         entry.validate(call.payload)
                     reached = True
-                    output = await entry.provider.invoke(call)
+                    run = _switch.capability  # None unless tracing is on
+                    if run is None:
+                        output = await entry.provider.invoke(call)
+                    else:
+                        output = await run(entry.provider, entry.descriptor, call)
                 finally:
                     slots.release()
         except TimeoutError as exc:
@@ -414,13 +434,19 @@ class ActionBroker:
             text = f"no capability named {call.capability!r}"
         return failure(call.id, ErrorCode.NOT_FOUND, text, {"capability": call.capability})
 
-    def _count(self, result: ActionResult) -> ActionResult:
+    def _count(self, result: ActionResult, capability: str) -> ActionResult:
         error = result.error
+        stats = self.stats
         if error is None:
-            self.stats.ok += 1
+            stats.ok += 1
+            code = "OK"
         else:
-            failed = self.stats.failed
-            failed[error.code] = failed.get(error.code, 0) + 1
+            code = error.code
+            stats.failed[code] = stats.failed.get(code, 0) + 1
+        codes = stats.by_capability.get(capability)
+        if codes is None:
+            codes = stats.by_capability[capability] = {}
+        codes[code] = codes.get(code, 0) + 1
         return result
 
 

@@ -21,6 +21,7 @@ from loom.bus._queue import _wake
 from loom.collab import CollabError, Ledger, ReplyRouter
 from loom.directory import AgentDirectory, AgentRecord
 from loom.errors import AgentError, AgentExistsError, AgentNotFoundError
+from loom.telemetry import _switch
 from loom.topics import agent_replies_topic, thread_reply_topic, validate_pattern
 
 __all__ = [
@@ -426,7 +427,11 @@ class AgentRuntime:
                 ctx.topic = topic
                 cell.busy = True
                 try:
-                    await on_event(ctx, advanced)
+                    hook = _switch.handle  # None unless telemetry traces or samples latency
+                    if hook is None:
+                        await on_event(ctx, advanced)
+                    else:
+                        await hook(ctx, topic, advanced, on_event)
                     cell.processed += 1
                 except Exception as exc:
                     if not await self._supervise(cell, exc, advanced):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from loom._action import QoS
 from loom._event import Event
@@ -17,7 +18,11 @@ from loom.bus._queue import DeliveryQueue, Item, _wake
 from loom.bus._stats import TopicCounters, TopicStats
 from loom.bus._subscription import Subscription
 from loom.errors import InvalidEventError, InvalidTopicError
+from loom.telemetry import _switch
 from loom.topics import TopicPattern, validate_topic
+
+if TYPE_CHECKING:
+    from loom.telemetry._switch import PublishTrace
 
 __all__ = ["DEFAULT_INFLIGHT_THRESHOLD", "MemoryBus"]
 
@@ -45,8 +50,8 @@ class MemoryBus(EventBus):
             (reason BACKLOG) instead of being queued.
         max_topics: how many topics' statistics are kept. Past it, the oldest topic that no
             subscription receives and that has nothing in flight is forgotten (its ``stats``
-            become None), so publishers using ever-new topics (one per request thread, say)
-            cannot grow the bus without bound.
+            become None; its counts join :meth:`retired_stats`), so publishers using
+            ever-new topics (one per request thread, say) cannot grow the bus without bound.
 
     Example:
         .. code-block:: python
@@ -73,6 +78,7 @@ class MemoryBus(EventBus):
         self.inflight_threshold = inflight_threshold
         self.max_topics = max_topics
         self._counters: dict[str, TopicCounters] = {}
+        self._retired = TopicCounters()  # the sums of the topics forgotten under max_topics
         self._table = RouteTable(self._counters_for)
         self._routes = self._table.routes
         self._subs: dict[str, Subscription] = {}
@@ -109,7 +115,11 @@ class MemoryBus(EventBus):
     # -- publish: the hot path -------------------------------------------------------------
 
     async def publish(self, topic: str, event: Event) -> int:
-        """Deliver ``event`` to every matching subscription; see :meth:`EventBus.publish`."""
+        """Deliver ``event`` to every matching subscription; see :meth:`EventBus.publish`.
+
+        With tracing on (:mod:`loom.telemetry`) the publish is a span whose W3C
+        ``traceparent`` is written into ``event.metadata`` before delivery.
+        """
         if event.__class__ is not Event and not isinstance(event, Event):
             raise InvalidEventError(
                 f"publish takes a loom.Event, not {type(event).__name__}: "
@@ -124,44 +134,52 @@ class MemoryBus(EventBus):
             if route_or_none is None:
                 return 0
             route = route_or_none
-        counters = route.counters
-        counters.published += 1
-        subs = route.subs
-        if not subs:
-            return 0
-        item = (topic, event)
-        overloaded = counters.backlog >= self.inflight_threshold
+        trace: PublishTrace | None = None
+        hook = _switch.publish  # None unless tracing is on: then no telemetry code runs
+        if hook is not None:
+            trace = hook(self, topic, event)
         delivered = 0
-        blocked: list[Subscription] | None = None
-        for sub in subs:
-            types = sub._types
-            if types is not None and event.type not in types:
-                continue
-            if overloaded and sub._realtime:
-                sub.dropped += 1
-                counters.drop(_BACKLOG, False)
-                continue
-            if sub._fast:
-                queue = sub._queue
-                items = queue._items
-                if len(items) < queue._limit:
-                    items.append(item)
-                    if queue._getters:
-                        _wake(queue._getters)
-                    delivered += 1
+        try:
+            counters = route.counters
+            counters.published += 1
+            subs = route.subs
+            if not subs:
+                return 0
+            item = (topic, event)
+            overloaded = counters.backlog >= self.inflight_threshold
+            blocked: list[Subscription] | None = None
+            for sub in subs:
+                types = sub._types
+                if types is not None and event.type not in types:
                     continue
-            result = sub._offer(item)
-            if result > 0:
-                delivered += 1
-            elif result < 0:
-                if blocked is None:
-                    blocked = [sub]
-                else:
-                    blocked.append(sub)
-        counters.delivered += delivered
-        if blocked is not None:
-            return delivered + await self._publish_waiting(item, counters, blocked)
-        return delivered
+                if overloaded and sub._realtime:
+                    sub.dropped += 1
+                    counters.drop(_BACKLOG, False)
+                    continue
+                if sub._fast:
+                    queue = sub._queue
+                    items = queue._items
+                    if len(items) < queue._limit:
+                        items.append(item)
+                        if queue._getters:
+                            _wake(queue._getters)
+                        delivered += 1
+                        continue
+                result = sub._offer(item)
+                if result > 0:
+                    delivered += 1
+                elif result < 0:
+                    if blocked is None:
+                        blocked = [sub]
+                    else:
+                        blocked.append(sub)
+            counters.delivered += delivered
+            if blocked is not None:
+                delivered += await self._publish_waiting(item, counters, blocked)
+            return delivered
+        finally:
+            if trace is not None:
+                trace.end(delivered)
 
     async def _publish_waiting(
         self, item: Item, counters: TopicCounters, blocked: list[Subscription]
@@ -211,6 +229,7 @@ class MemoryBus(EventBus):
                 continue
             del self._counters[topic]
             routes.pop(topic, None)
+            self._retired.absorb(counters)
             return
 
     def _count_drop(self, topic: str, reason: DropReason, was_delivered: bool) -> None:
@@ -293,6 +312,11 @@ class MemoryBus(EventBus):
     def all_stats(self) -> dict[str, TopicStats]:
         """Snapshots of every known topic's statistics."""
         return {t: c.snapshot(self._active(t)) for t, c in self._counters.items()}
+
+    def retired_stats(self) -> TopicStats:
+        """The statistics of every topic forgotten under ``max_topics``, summed, so that
+        totals over :meth:`all_stats` and this stay exact (telemetry reports them)."""
+        return self._retired.snapshot(0)
 
     def _active(self, topic: str) -> int:
         if self._closed:

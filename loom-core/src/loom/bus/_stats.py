@@ -52,6 +52,15 @@ class TopicCounters:
         if was_delivered and self.delivered > 0:
             self.delivered -= 1
 
+    def absorb(self, other: TopicCounters) -> None:
+        """Add ``other``'s counts to these (its backlog is over: it is not carried)."""
+        self.published += other.published
+        self.delivered += other.delivered
+        self.dropped += other.dropped
+        by_reason = self.by_reason
+        for reason, n in other.by_reason.items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+
     def snapshot(self, active_subscriptions: int) -> TopicStats:
         """The counters as a :class:`TopicStats`."""
         return TopicStats(

@@ -28,6 +28,7 @@ from loom.models._failures import Failures, read_limited
 from loom.models._request import request_body
 from loom.models._retry import Backoff
 from loom.models._sse import SSEDecoder
+from loom.telemetry import _switch
 
 if TYPE_CHECKING:
     import httpx2
@@ -37,6 +38,12 @@ __all__ = ["OpenAIChatModel"]
 log = logging.getLogger("loom.llm")
 
 _MAX_RESPONSE = 32 * 1024 * 1024  # a non-streamed answer larger than this is refused
+
+
+def _trace_headers() -> dict[str, str] | None:
+    """The W3C trace context of the current span, for the endpoint (tracing on only)."""
+    hook = _switch.llm
+    return hook.headers() if hook is not None else None
 
 
 class OpenAIChatModel:
@@ -215,6 +222,34 @@ class OpenAIChatModel:
             LLMError: see its subclasses; every one names the provider and the endpoint.
         """
         stream = self.config.stream if stream is None else stream
+        call = self._complete(
+            messages,
+            tools,
+            tool_choice=tool_choice,
+            stream=stream,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            deadline_s=deadline_s,
+            extra=extra,
+        )
+        hook = _switch.llm
+        if hook is None:
+            return await call
+        turn: ModelTurn = await hook.complete(self, call, stream=stream)
+        return turn
+
+    async def _complete(
+        self,
+        messages: Sequence[MessageLike],
+        tools: Sequence[ToolLike],
+        *,
+        tool_choice: str | Mapping[str, Any] | None,
+        stream: bool,
+        temperature: float | None,
+        max_tokens: int | None,
+        deadline_s: float | None,
+        extra: Mapping[str, Any] | None,
+    ) -> ModelTurn:
         body = self.request_body(
             messages,
             tools,
@@ -273,7 +308,11 @@ class OpenAIChatModel:
             max_tokens=max_tokens,
             extra=extra,
         )
-        async with contextlib.aclosing(self._stream_body(body, deadline_s)) as deltas:
+        pieces: AsyncGenerator[StreamDelta, None] = self._stream_body(body, deadline_s)
+        hook = _switch.llm
+        if hook is not None:
+            pieces = hook.stream(self, pieces)
+        async with contextlib.aclosing(pieces) as deltas:
             async for delta in deltas:
                 yield delta
 
@@ -299,6 +338,9 @@ class OpenAIChatModel:
         if wait >= left:
             error.detail += f" (no time left for another attempt: {left:.2f} s to the deadline)"
             raise error
+        hook = _switch.llm
+        if hook is not None:
+            hook.retry(self, error, attempt, wait)
         log.warning(
             "%s %s failed: %s; attempt %d of %d in %.2f s",
             self.name,
@@ -348,7 +390,9 @@ class OpenAIChatModel:
         http = self._http()
         try:
             async with asyncio.timeout_at(deadline):
-                request = http.build_request("POST", self._url(), json=body)
+                request = http.build_request(
+                    "POST", self._url(), json=body, headers=_trace_headers()
+                )
                 response = await http.send(request, stream=True)
                 try:
                     if response.status_code >= 400:
@@ -374,7 +418,9 @@ class OpenAIChatModel:
         response: httpx2.Response | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                request = http.build_request("POST", self._url(), json=body)
+                request = http.build_request(
+                    "POST", self._url(), json=body, headers=_trace_headers()
+                )
                 response = await http.send(request, stream=True)
                 if response.status_code >= 400:
                     raise await failures.status(response)

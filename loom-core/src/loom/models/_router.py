@@ -24,6 +24,7 @@ from loom.models._routing import (
     RoutingDecision,
     RoutingRequest,
 )
+from loom.telemetry import _switch
 from loom.tools import ModelTurn
 from loom.topics import validate_topic
 
@@ -285,6 +286,19 @@ class ModelRouter:
             Exception: what the last provider tried raised (an
                 :class:`~loom.models.LLMError` for the OpenAI-compatible client).
         """
+        run = self._run(request, messages, tools)
+        hook = _switch.llm
+        if hook is None:
+            return await run
+        routed: RoutedTurn = await hook.route(self, request, run)
+        return routed
+
+    async def _run(
+        self,
+        request: RoutingRequest,
+        messages: Sequence[MessageLike],
+        tools: Sequence[ToolLike],
+    ) -> RoutedTurn:
         decision = await self.route(request)
         if not decision.route.runs or decision.provider is None:
             raise RoutingError(
