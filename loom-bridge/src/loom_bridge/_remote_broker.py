@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from loom import ActionCall, ActionResult, CapabilityDescriptor
 from loom.actions import ActionBroker, CapabilityFunction, NativeProvider, Provider
+from loom.telemetry import inject
 
 if TYPE_CHECKING:
     from loom_bridge._link import BridgeLink
@@ -105,4 +106,5 @@ class RemoteBroker(ActionBroker):
         link = self._link
         if link is None:
             return await super().invoke(call)
+        inject(call.headers)  # the host's broker continues this trace (no-op with tracing off)
         return await link.forward(call)
