@@ -12,6 +12,7 @@ from loom.contributions import (
     BenchScenario,
     BusBackend,
     CliCommand,
+    EventSource,
     ModelProvider,
     RoutingPolicy,
     StateStoreBackend,
@@ -33,10 +34,12 @@ def _lazy(module: str, attribute: str) -> Any:
 
 @hookimpl
 def loom_cli_commands() -> list[CliCommand]:
+    from loom._cli_new import NEW_COMMAND
     from loom._cli_plugins import PLUGINS_COMMAND
+    from loom._cli_run import RUN_COMMAND
     from loom.bench._cli import BENCH_COMMAND
 
-    return [BENCH_COMMAND, PLUGINS_COMMAND]
+    return [BENCH_COMMAND, NEW_COMMAND, PLUGINS_COMMAND, RUN_COMMAND]
 
 
 @hookimpl
@@ -207,5 +210,21 @@ def loom_routing_policies() -> list[RoutingPolicy]:
             name="rules",
             description="Upstream's six routing rules",
             factory=_lazy("loom.models._providers", "rules_policy"),
+        ),
+    ]
+
+
+@hookimpl
+def loom_event_sources() -> list[EventSource]:
+    return [
+        EventSource(
+            name="file",
+            description="Each line (or JSONL object) of a file as an event",
+            factory=_lazy("loom.app._sources", "FileSource"),
+        ),
+        EventSource(
+            name="timer",
+            description="An event every N seconds, N times or forever",
+            factory=_lazy("loom.app._sources", "TimerSource"),
         ),
     ]

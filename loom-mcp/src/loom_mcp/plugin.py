@@ -3,6 +3,9 @@
 Loaded through the entry point ``mcp`` in group ``loom``. It imports nothing heavy: the
 ``mcp`` SDK loads inside the commands and scenarios it contributes.
 
+- App lifecycle: ``loom run`` starts the servers of ``[[mcp.servers]]`` in the app's
+  ``loom.toml`` (their tools become capabilities of the app's broker, their events go to
+  its bus) and stops them when the app stops.
 - CLI: ``loom mcp serve``, ``loom mcp tools``, ``loom mcp call``.
 - Bench: ``baseline.mcp_sdk`` (the bare SDK client's tool-call round trips over stdio and
   streamable HTTP) and ``mcp.stdio_call`` / ``mcp.http_call`` (the same calls through the
@@ -12,12 +15,18 @@ Loaded through the entry point ``mcp`` in group ``loom``. It imports nothing hea
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from loom.contributions import BenchScenario, CliCommand
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
+
+log = logging.getLogger("loom.mcp")
+
+#: Where the session manager is kept in ``app.extensions``.
+_EXTENSION = "mcp"
 
 
 def _lazy(module: str, attribute: str) -> Any:
@@ -57,3 +66,32 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             baseline=baseline,
         ),
     ]
+
+
+@hookimpl
+async def loom_app_startup(app: Any) -> None:
+    """Start the app's ``[[mcp.servers]]`` (without waiting for them to connect: a server
+    that is down is retried with backoff while the app runs)."""
+    servers = list(getattr(app, "mcp_servers", None) or [])
+    if not servers:
+        return
+    from loom_mcp._config import parse_server_configs
+    from loom_mcp._manager import McpSessionManager
+
+    source = str(getattr(app, "config_path", None) or "<config>")
+    configs = parse_server_configs(servers, source=source, key="mcp.servers")
+    manager = McpSessionManager(app.broker, bus=app.bus)
+    app.extensions[_EXTENSION] = manager
+    outcome = await manager.add_servers(configs, wait=False)
+    for name, error in outcome.items():
+        if error is not None:
+            log.error("MCP server %r could not be added: %s", name, error)
+
+
+@hookimpl
+async def loom_app_shutdown(app: Any) -> None:
+    """Stop the app's MCP servers (ending their processes) and unregister their tools."""
+    extensions = getattr(app, "extensions", None)
+    manager = extensions.pop(_EXTENSION, None) if isinstance(extensions, dict) else None
+    if manager is not None:
+        await manager.aclose()
