@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from loom.contributions import BenchScenario, CliCommand
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from loom.host import PluginHost
 
 __all__: list[str] = []
+
+log = logging.getLogger("loom.bridge")
+
+_EXTENSION = "bridge"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -81,3 +86,36 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             baseline=raw,
         ),
     ]
+
+
+@hookimpl
+async def loom_app_startup(app: Any) -> None:
+    """Serve the bridge on the app's bus and broker when ``loom.toml`` has a ``[bridge]`` table.
+
+    The table takes :class:`~loom_bridge.BridgeConfig`'s scalar settings (``address``,
+    ``token``, ``max_message_bytes``, ``duplicate_ids``, ...) over the ``LOOM_BRIDGE_*``
+    environment, plus ``enabled = false`` to keep it off. Remote agents appear in the app's
+    agent directory while connected.
+    """
+    section = dict(app.section(_EXTENSION)) if hasattr(app, "section") else {}
+    if not section or not section.pop("enabled", True):
+        return
+    from loom_bridge._config import BridgeConfig
+    from loom_bridge._server import BridgeServer
+
+    config = BridgeConfig.from_env(**section)
+    runtime = getattr(app, "runtime", None)
+    directory = runtime.directory if runtime is not None else None
+    server = BridgeServer(app.bus, app.broker, directory=directory, config=config)
+    await server.start()
+    app.extensions[_EXTENSION] = server
+    log.info("bridge serving loom.v1 on %s", server.address)
+
+
+@hookimpl
+async def loom_app_shutdown(app: Any) -> None:
+    """Stop the bridge the app started (its remote agents are disconnected)."""
+    extensions = getattr(app, "extensions", None)
+    server = extensions.pop(_EXTENSION, None) if isinstance(extensions, dict) else None
+    if server is not None:
+        await server.stop()
