@@ -33,7 +33,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
 fi
 # The bridge's TLS tests make a throwaway certificate with the openssl CLI.
 if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    apt-get install -y -qq openssl >/dev/null
+    apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 fi
 
 # The AssemblyScript WASM example's compiler (tests/wasm), from the npm registry.
@@ -44,6 +44,9 @@ fi
 
 # MCP peers for the tests (npm packages in .mcp-peers/, mcp-server-time into .venv).
 bash scripts/mcp-peers.sh
+
+# Headless Chromium (Debian) and playwright for the dashboard's browser test.
+bash scripts/browser-deps.sh
 
 # NATS with JetStream on 127.0.0.1:4222 for loom-nats (installs Debian's nats-server if missing).
 if [ "${CI:-}" = true ]; then
