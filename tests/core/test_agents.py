@@ -394,3 +394,19 @@ async def test_agent_state_persists_in_the_store(bus, tmp_path):
         assert await store.for_agent("counter").get("count") == expected
         await runtime.shutdown()
         await store.close()
+
+
+async def test_stop_right_after_start_still_runs_on_stop(runtime):
+    calls = []
+
+    class Lifecycle(Agent):
+        async def on_start(self, ctx: Context) -> None:
+            calls.append("start")
+
+        async def on_stop(self, ctx: Context) -> None:
+            calls.append("stop")
+
+    for round_ in range(3):
+        await runtime.spawn(f"quick{round_}", Lifecycle())
+        await runtime.stop(f"quick{round_}")  # before the agent's task ever ran
+    assert calls == ["start", "stop"] * 3

@@ -110,6 +110,7 @@ class _Cell:
         "processed",
         "restarts",
         "router",
+        "started",
         "status",
         "stopping",
         "subscriptions",
@@ -127,6 +128,7 @@ class _Cell:
         self.status = AgentStatus.CREATED
         self.stopping = False
         self.busy = False
+        self.started = False
         self.processed = 0
         self.failures = 0
         self.restarts = 0
@@ -248,6 +250,7 @@ class AgentRuntime:
                 await self._subscribe(cell, pattern, remember=False)
         cell.stopping = False
         cell.status = AgentStatus.RUNNING
+        cell.started = False
         cell.task = asyncio.create_task(self._run(cell), name=f"loom-agent-{agent_id}")
 
     async def stop(self, agent_id: str, *, timeout: float = 5.0) -> None:
@@ -389,6 +392,10 @@ class AgentRuntime:
             await self.bus.unsubscribe(subscription.id)
         cell.subscriptions.clear()
         if task is not None and not task.done():
+            # A task cancelled before its first step never runs, so on_start/on_stop would
+            # be skipped: let it start (one loop turn) before cancelling it.
+            while not cell.started and not task.done():
+                await asyncio.sleep(0)
             if not cell.busy:
                 task.cancel()
             try:
@@ -402,6 +409,7 @@ class AgentRuntime:
             cell.status = AgentStatus.STOPPED
 
     async def _run(self, cell: _Cell) -> None:
+        cell.started = True
         agent, ctx, mailbox = cell.agent, cell.ctx, cell.mailbox
         sender = ctx.sender
         private = agent_replies_topic(ctx.agent_id)
