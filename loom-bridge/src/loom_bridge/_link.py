@@ -11,6 +11,7 @@ on the next connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,9 @@ log = logging.getLogger("loom.bridge.client")
 MAX_CONCURRENT_CALLS = 64
 #: Messages the writer moves out of the outbound queue at a time.
 TAKE_BATCH = 32
+
+# How long stop() waits for the bridge to read what was written and end the stream.
+_CLOSE_GRACE_S = 1.0
 
 Stream = grpc.aio.StreamStreamCall[bridge_pb2.ClientEvent, bridge_pb2.ServerEvent]
 DeliveryCallback = Callable[[str, Event], Awaitable[None]]
@@ -98,6 +102,7 @@ class BridgeLink:
         self._calls: set[asyncio.Task[None]] = set()
         self._call_slots = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
         self._stopping = False
+        self._call: Stream | None = None
         self._closed_reason: BridgeError | None = None
         #: Successful connections so far (the first one included).
         self.connections = 0
@@ -177,8 +182,18 @@ class BridgeLink:
             await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Close the stream and the channel; running action calls are cancelled."""
+        """Close the stream and the channel; running action calls are cancelled.
+
+        The stream is half-closed first, so the bridge reads every message already written
+        (cancelling the call could drop those still in flight), and the bridge gets a moment
+        to end the stream before it is cancelled.
+        """
         self._stopping = True
+        call, task = self._call, self._task
+        if call is not None and task is not None and not task.done() and self.connected:
+            with contextlib.suppress(grpc.aio.AioRpcError, RuntimeError, TimeoutError):
+                await asyncio.wait_for(call.done_writing(), _CLOSE_GRACE_S)
+                await asyncio.wait_for(asyncio.shield(task), _CLOSE_GRACE_S)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -350,6 +365,7 @@ class BridgeLink:
         if not response.success:
             raise RegistrationError(self.agent_id, response.error_message)
         call = stub.EventStream(None, metadata=self._agent_metadata)
+        self._call = call
         tasks: list[asyncio.Task[None]] = []
         try:
             # The Ack goes out before anything is awaited on the stream (upstream's rule).
@@ -370,6 +386,7 @@ class BridgeLink:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._call = None
             call.cancel()
 
     async def _read(self, call: Stream) -> None:
