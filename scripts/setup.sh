@@ -22,6 +22,9 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
+# System packages the audio stack and its tests need; installs only what is missing.
+bash scripts/audio-deps.sh
+
 # Reinstall only when what is installed could have changed.
 stamp=.venv/.loom-setup
 digest=$(cat requirements-dev.txt loom-*/pyproject.toml | sha256sum | cut -d' ' -f1)
