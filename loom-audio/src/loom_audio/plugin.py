@@ -14,23 +14,10 @@ numpy, sounddevice, faster-whisper and piper load inside the factories it contri
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from loom.contributions import AgentType, BenchScenario, Capability, CliCommand, EventSource
+from loom.contributions import AgentType, BenchScenario, Capability, CliCommand, EventSource, lazy
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    """A callable that imports ``module.attribute`` on first call and forwards to it."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -39,17 +26,17 @@ def loom_event_sources() -> list[EventSource]:
         EventSource(
             name="audio.mic",
             description="Microphone through PortAudio: PCM s16le frames (extra 'mic')",
-            factory=_lazy("loom_audio._mic", "MicrophoneSource"),
+            factory=lazy("loom_audio._mic", "MicrophoneSource"),
         ),
         EventSource(
             name="audio.tone",
             description="A sine tone (or silence) as frames, for tests and levels",
-            factory=_lazy("loom_audio._sources", "ToneSource"),
+            factory=lazy("loom_audio._sources", "ToneSource"),
         ),
         EventSource(
             name="audio.wav",
             description="A WAV file as frames, resampled to the wanted format",
-            factory=_lazy("loom_audio._sources", "WavFileSource"),
+            factory=lazy("loom_audio._sources", "WavFileSource"),
         ),
     ]
 
@@ -76,7 +63,7 @@ def loom_agent_types() -> list[AgentType]:
         ),
     ]
     return [
-        AgentType(name=name, description=text, factory=_lazy(module, attribute))
+        AgentType(name=name, description=text, factory=lazy(module, attribute))
         for name, module, attribute, text in stages
     ]
 
@@ -121,7 +108,7 @@ def loom_bench_scenarios() -> list[BenchScenario]:
     ]
     return [
         BenchScenario(
-            name=name, description=text, run=_lazy("loom_audio._bench", function), baseline=base
+            name=name, description=text, run=lazy("loom_audio._bench", function), baseline=base
         )
         for name, function, base, text in scenarios
     ]

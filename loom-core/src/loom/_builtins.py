@@ -5,9 +5,6 @@ Factories are referenced lazily, so listing what core contributes imports none o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from loom.contributions import (
     BenchScenario,
     BusBackend,
@@ -16,20 +13,11 @@ from loom.contributions import (
     ModelProvider,
     RoutingPolicy,
     StateStoreBackend,
+    lazy,
 )
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    """A callable that imports ``module.attribute`` on first call and forwards to it."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -48,7 +36,7 @@ def loom_bus_backends() -> list[BusBackend]:
         BusBackend(
             name="memory",
             description="In-process bus: bounded queues, QoS and backpressure policies",
-            factory=_lazy("loom.bus", "MemoryBus"),
+            factory=lazy("loom.bus", "MemoryBus"),
         )
     ]
 
@@ -59,12 +47,12 @@ def loom_state_stores() -> list[StateStoreBackend]:
         StateStoreBackend(
             name="memory",
             description="In-memory state, lost at exit (for tests)",
-            factory=_lazy("loom.state", "MemoryStateStore"),
+            factory=lazy("loom.state", "MemoryStateStore"),
         ),
         StateStoreBackend(
             name="rocksdb",
             description="Embedded RocksDB on disk (rocksdict): the default",
-            factory=_lazy("loom.state", "RocksDBStateStore"),
+            factory=lazy("loom.state", "RocksDBStateStore"),
         ),
     ]
 
@@ -72,9 +60,7 @@ def loom_state_stores() -> list[StateStoreBackend]:
 def _scenario(
     name: str, module: str, function: str, baseline: str | None, text: str
 ) -> BenchScenario:
-    return BenchScenario(
-        name=name, description=text, run=_lazy(module, function), baseline=baseline
-    )
+    return BenchScenario(name=name, description=text, run=lazy(module, function), baseline=baseline)
 
 
 @hookimpl
@@ -188,12 +174,12 @@ def loom_model_providers() -> list[ModelProvider]:
         ModelProvider(
             name="deterministic",
             description="No model: reproducible, labelled answers and tool calls",
-            factory=_lazy("loom.models._providers", "deterministic_provider"),
+            factory=lazy("loom.models._providers", "deterministic_provider"),
         ),
         ModelProvider(
             name="openai",
             description="OpenAI-compatible chat completions (OPENAI_BASE_URL, OPENAI_API_KEY)",
-            factory=_lazy("loom.models._providers", "openai_provider"),
+            factory=lazy("loom.models._providers", "openai_provider"),
         ),
     ]
 
@@ -204,12 +190,12 @@ def loom_routing_policies() -> list[RoutingPolicy]:
         RoutingPolicy(
             name="bandit",
             description="Contextual bandit over providers (Thompson sampling or UCB1)",
-            factory=_lazy("loom.models._providers", "bandit_policy"),
+            factory=lazy("loom.models._providers", "bandit_policy"),
         ),
         RoutingPolicy(
             name="rules",
             description="Upstream's six routing rules",
-            factory=_lazy("loom.models._providers", "rules_policy"),
+            factory=lazy("loom.models._providers", "rules_policy"),
         ),
     ]
 
@@ -220,11 +206,11 @@ def loom_event_sources() -> list[EventSource]:
         EventSource(
             name="file",
             description="Each line (or JSONL object) of a file as an event",
-            factory=_lazy("loom.app._sources", "FileSource"),
+            factory=lazy("loom.app._sources", "FileSource"),
         ),
         EventSource(
             name="timer",
             description="An event every N seconds, N times or forever",
-            factory=_lazy("loom.app._sources", "TimerSource"),
+            factory=lazy("loom.app._sources", "TimerSource"),
         ),
     ]

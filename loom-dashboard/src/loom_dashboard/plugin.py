@@ -13,24 +13,13 @@ the server (starlette, uvicorn) loads only when a dashboard starts.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable
 from typing import Any
 
-from loom.contributions import BenchScenario, CliCommand
+from loom.contributions import BenchScenario, CliCommand, lazy
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    """A callable that imports ``module.attribute`` on first call and forwards to it."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -40,8 +29,8 @@ def loom_cli_commands() -> list[CliCommand]:
             name="dashboard",
             description="serve the dashboard (topology, metrics, swimlanes, live events) "
             "for a loom.toml, or for a demo host",
-            configure=_lazy("loom_dashboard._cli", "configure"),
-            run=_lazy("loom_dashboard._cli", "run"),
+            configure=lazy("loom_dashboard._cli", "configure"),
+            run=lazy("loom_dashboard._cli", "run"),
         )
     ]
 
@@ -53,13 +42,13 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             name="dashboard.tapped_publish",
             description="bus publish throughput with a dashboard and one viewer attached, "
             "beside the same bus without",
-            run=_lazy("loom_dashboard._bench", "tapped_publish"),
+            run=lazy("loom_dashboard._bench", "tapped_publish"),
             baseline="baseline.asyncio_queue",
         ),
         BenchScenario(
             name="dashboard.api_metrics",
             description="GET /api/metrics round trips over HTTP against the demo host",
-            run=_lazy("loom_dashboard._bench", "api_metrics"),
+            run=lazy("loom_dashboard._bench", "api_metrics"),
         ),
     ]
 

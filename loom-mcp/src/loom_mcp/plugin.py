@@ -14,11 +14,10 @@ Loaded through the entry point ``mcp`` in group ``loom``. It imports nothing hea
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
-from loom.contributions import BenchScenario, CliCommand
+from loom.contributions import BenchScenario, CliCommand, lazy
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
@@ -27,14 +26,6 @@ log = logging.getLogger("loom.mcp")
 
 #: Where the session manager is kept in ``app.extensions``.
 _EXTENSION = "mcp"
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -51,18 +42,18 @@ def loom_bench_scenarios() -> list[BenchScenario]:
         BenchScenario(
             name=baseline,
             description="bare mcp SDK client: tools/call round trips over stdio and HTTP",
-            run=_lazy("loom_mcp._bench", "sdk_baseline"),
+            run=lazy("loom_mcp._bench", "sdk_baseline"),
         ),
         BenchScenario(
             name="mcp.stdio_call",
             description="a stdio MCP tool called through the ActionBroker",
-            run=_lazy("loom_mcp._bench", "stdio_call"),
+            run=lazy("loom_mcp._bench", "stdio_call"),
             baseline=baseline,
         ),
         BenchScenario(
             name="mcp.http_call",
             description="a streamable-HTTP MCP tool called through the ActionBroker",
-            run=_lazy("loom_mcp._bench", "http_call"),
+            run=lazy("loom_mcp._bench", "http_call"),
             baseline=baseline,
         ),
     ]

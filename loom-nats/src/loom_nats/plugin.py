@@ -10,23 +10,10 @@ Contributes the ``nats`` bus backend, the ``loom nats`` command, and the bench s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from loom.contributions import BenchScenario, BusBackend, CliCommand
+from loom.contributions import BenchScenario, BusBackend, CliCommand, lazy
 from loom.hookspecs import hookimpl
 
 __all__: list[str] = []
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    """A callable that imports ``module.attribute`` on first call and forwards to it."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -35,7 +22,7 @@ def loom_bus_backends() -> list[BusBackend]:
         BusBackend(
             name="nats",
             description="NATS: Realtime on core NATS, Batched/Background on JetStream",
-            factory=_lazy("loom_nats._bus", "NatsBus"),
+            factory=lazy("loom_nats._bus", "NatsBus"),
         )
     ]
 
@@ -46,15 +33,15 @@ def loom_cli_commands() -> list[CliCommand]:
         CliCommand(
             name="nats",
             description="the NATS bus: server and stream status, replay of a topic",
-            configure=_lazy("loom_nats._cli", "configure"),
-            run=_lazy("loom_nats._cli", "run"),
+            configure=lazy("loom_nats._cli", "configure"),
+            run=lazy("loom_nats._cli", "run"),
         )
     ]
 
 
 def _scenario(name: str, function: str, baseline: str | None, text: str) -> BenchScenario:
     return BenchScenario(
-        name=name, description=text, run=_lazy("loom_nats._bench", function), baseline=baseline
+        name=name, description=text, run=lazy("loom_nats._bench", function), baseline=baseline
     )
 
 

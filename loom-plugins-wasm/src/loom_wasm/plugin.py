@@ -14,12 +14,11 @@ wasmtime and pydantic load inside the functions it contributes.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from loom.contributions import BenchScenario, CliCommand
+from loom.contributions import BenchScenario, CliCommand, lazy
 from loom.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -29,14 +28,6 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 log = logging.getLogger("loom_wasm")
-
-
-def _lazy(module: str, attribute: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
-    return call
 
 
 @hookimpl
@@ -79,13 +70,13 @@ def loom_bench_scenarios() -> list[BenchScenario]:
         BenchScenario(
             name="wasm.call_fresh",
             description="text.upper through the broker, a fresh Store and instance per call",
-            run=_lazy("loom_wasm._bench", "call_fresh"),
+            run=lazy("loom_wasm._bench", "call_fresh"),
             baseline=baseline,
         ),
         BenchScenario(
             name="wasm.call_reused",
             description="text.upper through the broker, one reused instance, re-armed per call",
-            run=_lazy("loom_wasm._bench", "call_reused"),
+            run=lazy("loom_wasm._bench", "call_reused"),
             baseline=baseline,
         ),
     ]
