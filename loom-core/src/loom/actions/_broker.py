@@ -9,11 +9,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import CoroutineType, TracebackType
 
 from loom._action import ActionCall, ActionResult, ActionStatus, CapabilityDescriptor
 from loom._envelope import DEFAULT_TTL, Envelope
 from loom.actions._breaker import BreakerState, CircuitBreaker, CircuitBreakerPolicy
+from loom.actions._eager import Resume
 from loom.actions._native import NativeProvider
 from loom.actions._provider import CapabilityError, ErrorCode, Provider
 from loom.actions._results import (
@@ -334,38 +335,52 @@ class ActionBroker:
         if not breaker.admit():
             return self._unavailable(entry, call, "circuit_open", breaker.retry_after_s())
         timeout_ms = call.timeout_ms if call.timeout_ms > 0 else self.default_timeout_ms
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
         slots = entry.slots
         reached = False  # whether the provider was called
+        scope: asyncio.Timeout | None = None  # armed only where the call has to wait
         try:
-            async with asyncio.timeout(timeout_ms / 1000) as scope:
-                if slots.locked():
-                    if entry.waiting >= self.max_waiting:
-                        breaker.released()
-                        return self._unavailable(entry, call, "overloaded", 0.0)
-                    entry.waiting += 1
-                    try:
-                        await slots.acquire()
-                    finally:
-                        entry.waiting -= 1
-                else:
-                    await slots.acquire()  # free: returns without suspending
+            if slots.locked():
+                if entry.waiting >= self.max_waiting:
+                    breaker.released()
+                    return self._unavailable(entry, call, "overloaded", 0.0)
+                entry.waiting += 1
                 try:
-                    if entry.validate is not None:
-                        entry.validate(call.payload)
-                    reached = True
-                    run = _switch.capability  # None unless tracing is on
-                    if run is None:
-                        output = await entry.provider.invoke(call)
-                    else:
-                        output = await run(entry.provider, entry.descriptor, call)
+                    async with asyncio.timeout_at(deadline) as scope:
+                        await slots.acquire()
                 finally:
-                    slots.release()
+                    entry.waiting -= 1
+            else:
+                await slots.acquire()  # free: returns without suspending
+            try:
+                if entry.validate is not None:
+                    entry.validate(call.payload)
+                reached = True
+                run = _switch.capability  # None unless tracing is on
+                if run is None:
+                    awaitable = entry.provider.invoke(call)
+                else:
+                    awaitable = run(entry.provider, entry.descriptor, call)
+                if type(awaitable) is CoroutineType:
+                    try:
+                        pending = awaitable.send(None)
+                    except StopIteration as done:
+                        output = done.value  # finished without waiting: no timer needed
+                    else:
+                        async with asyncio.timeout_at(deadline) as scope:
+                            output = await Resume(awaitable, pending)
+                else:
+                    async with asyncio.timeout_at(deadline) as scope:
+                        output = await awaitable
+            finally:
+                slots.release()
         except TimeoutError as exc:
             if not reached:
                 breaker.released()
             else:
                 self._failed(entry)
-            expired = scope.expired()
+            expired = scope is not None and scope.expired()
             return failure(
                 call.id,
                 ErrorCode.TIMEOUT,
