@@ -4,16 +4,20 @@
   researchers (collecting from all of them, or what came when the deadline passed), then
   asks the writer for a draft and replies to the user with it.
 - A researcher answers a ``research.request`` with the passages ``search.local`` finds on
-  its shelf of the corpus.
+  its shelf of the corpus, and the id of the process it runs in (so the answer shows where
+  the research was done: in this process, or in a remote one through the bridge).
 - The writer turns the passages into a draft with ``text.summarize``, prints it and
   "SUMMARY: OK", and replies with it.
 
 Everything between them is request/reply on the bus; the capabilities run through the
-runtime's action broker (``ctx.tool``).
+runtime's action broker (``ctx.tool``). Nothing here knows where it runs: ``main.py`` runs
+every role in process, or (``--remote-researchers``) the very same :class:`Researcher` in a
+second process through the bridge (``remote_researchers.py``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from loom import Event
@@ -59,7 +63,12 @@ class Planner(Agent):
             timeout_s=10.0,
             thread=thread,
         )
-        await ctx.reply(event, "user.answer", json_payload(draft))
+        # Who did the research, and where: the senders' ids as the bus delivered them.
+        by = [
+            {"agent": reply.sender, "pid": finding.get("pid")}
+            for reply, finding in zip(research.replies, findings, strict=True)
+        ]
+        await ctx.reply(event, "user.answer", {**json_payload(draft), "research": by})
 
 
 class Researcher(Agent):
@@ -78,7 +87,11 @@ class Researcher(Agent):
         )
         sources = ", ".join(p["source"] for p in passages) or "nothing"
         print(f"researcher[{self.shelf}]: {len(passages)} passage(s) from {sources}")
-        await ctx.reply(event, "research.found", {"shelf": self.shelf, "passages": passages})
+        await ctx.reply(
+            event,
+            "research.found",
+            {"shelf": self.shelf, "passages": passages, "pid": os.getpid()},
+        )
 
 
 class Writer(Agent):
