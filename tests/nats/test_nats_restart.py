@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from loom import Event, QoS
+from loom.bus import Backpressure
 from loom_nats import CONNECTION_TOPIC, NatsBus, NatsUnavailableError, StreamLimits
 
 from .conftest import SCRIPT, free_port, nats_server_binary
@@ -186,3 +187,78 @@ async def test_consumers_are_recreated_when_the_server_forgets_them(server: Scri
         assert await bus.publish("k.x", ev(1)) == 1
         _, event = await asyncio.wait_for(sub.get(), 10)
         assert event.metadata["seq"] == "1"
+
+
+async def test_realtime_loss_during_an_outage_is_counted(server: ScriptServer):
+    """A publisher that comes back before the subscriber publishes into the subscriber's
+    outage: JetStream keeps all of it, and the subscriber's Realtime loss is counted
+    (stats, metrics' drop reason, an event) as exactly what it published but never got."""
+    subscriber = NatsBus(server.url, prefix="rl", limits=LIMITS, reconnect_wait=3.0)
+    publisher = NatsBus(
+        server.url, prefix="rl", limits=LIMITS, reconnect_wait=0.05, publish_mode="core"
+    )
+    await subscriber.start()
+    await publisher.start()
+    try:
+        realtime = await subscriber.subscribe("m.>", backpressure=Backpressure(queue_size=1000))
+        typed = await subscriber.subscribe("m.>", event_types=["other.type"])
+        batched = await subscriber.subscribe(
+            "m.>", qos=QoS.BATCHED, backpressure=Backpressure(queue_size=1000)
+        )
+        news = await subscriber.subscribe(CONNECTION_TOPIC)
+        published = 0
+        for i in range(3):
+            await publisher.publish("m.x", ev(i))
+            published += 1
+        await publisher.flush()
+        await subscriber.settle()
+        assert realtime.qsize() == 3
+
+        server.stop()
+        await until(lambda: not subscriber.nats_stats().connected)
+        await until(lambda: not publisher.nats_stats().connected)
+        server.start()
+        await until(lambda: publisher.nats_stats().connected)
+        away_throughout = not subscriber.nats_stats().connected
+        for i in range(3, 53):  # the subscriber is (most likely) still away
+            await publisher.publish("m.y" if i % 2 else "m.x", ev(i))
+            published += 1
+        await publisher.flush()
+        away_throughout = away_throughout and not subscriber.nats_stats().connected
+
+        await until(lambda: subscriber.nats_stats().outages_counted >= 1, timeout=20)
+        for i in range(53, 56):
+            await publisher.publish("m.x", ev(i))
+            published += 1
+        await publisher.flush()
+        await subscriber.settle()
+
+        received = realtime.qsize()
+        stats = subscriber.nats_stats()
+        missed = sum(stats.realtime_missed.values())
+        assert missed == published - received
+        if away_throughout:
+            assert missed == 50
+            assert stats.realtime_missed == {"rl.m.x": 25, "rl.m.y": 25}
+        # Per topic, as drops of the subscriptions that missed them (the typed one takes
+        # none of these events, so it missed none): what metrics report.
+        x, y = subscriber.stats("m.x"), subscriber.stats("m.y")
+        assert x is not None and y is not None
+        outage_drops = x.dropped_by_reason.get("OUTAGE", 0) + y.dropped_by_reason.get("OUTAGE", 0)
+        assert outage_drops == missed
+        assert typed.qsize() == 0
+        # JetStream lost nothing.
+        got = [int(batched.get_nowait()[1].metadata["seq"]) for _ in range(batched.qsize())]
+        assert sorted(got) == list(range(published))
+        # The outage reported as events: down, back, and what it cost.
+        reports = [news.get_nowait()[1] for _ in range(news.qsize())]
+        assert [e.type for e in reports] == [
+            "bus.disconnected",
+            "bus.reconnected",
+            "bus.realtime_missed",
+        ]
+        assert reports[2].metadata["missed"] == str(missed)
+        assert reports[2].metadata["deliveries"] == str(outage_drops)
+    finally:
+        await publisher.shutdown()
+        await subscriber.shutdown()

@@ -24,6 +24,7 @@ from loom.bus import (
     TopicStats,
 )
 from loom.errors import InvalidEventError, InvalidTopicError
+from loom.telemetry import tracing_on
 from loom.topics import TopicPattern, validate_topic
 from loom_nats._codec import encode_event
 from loom_nats._config import (
@@ -40,11 +41,13 @@ from loom_nats._consumer import ConsumerSettings, PullConsumer, StartAt
 from loom_nats._errors import NatsError, NatsUnavailableError, StreamConfigError
 from loom_nats._handler import run_handler
 from loom_nats._link import Link, make_tls_context
+from loom_nats._outage import count_missed
 from loom_nats._publisher import Publisher
 from loom_nats._realtime import RealtimeTap
 from loom_nats._replay import ReplayedEvent, check_start, replay_stream
 from loom_nats._stats import NatsStats, Telemetry, TopicCounters
 from loom_nats._stream import ensure_stream
+from loom_nats._trace import end_publish_span, start_publish_span
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -57,7 +60,9 @@ log = logging.getLogger("loom.nats")
 
 #: The topic on which a bus tells its own subscriptions that its connection went down
 #: (event type ``bus.disconnected``) or came back (``bus.reconnected``, with metadata
-#: ``outage_s``); both carry the ``server`` in metadata. Delivered locally, not via NATS.
+#: ``outage_s``), and, once counted, what its Realtime subscriptions missed meanwhile
+#: (``bus.realtime_missed``, metadata ``missed`` events, ``deliveries``, ``outage_s``); all
+#: carry the ``server`` in metadata. Delivered locally, not via NATS.
 CONNECTION_TOPIC = "bus.nats.connection"
 
 #: A subject must fit NATS's 4096-byte control line together with a reply inbox.
@@ -231,6 +236,9 @@ class NatsBus(EventBus):
             "connect_timeout": connect_timeout,
             "reconnect_time_wait": reconnect_wait,
             "pending_size": reconnect_buffer,
+            # Every subject the bus sends is a topic it validated (whitespace and control
+            # characters included) or an inbox: nats-py's regex per publish is redundant.
+            "skip_subject_validation": True,
         }
         if user is not None:
             options["user"] = user
@@ -421,6 +429,8 @@ class NatsBus(EventBus):
             if route_or_none is None:
                 return 0
             route = route_or_none
+        if tracing_on():
+            return await self._publish_traced(topic, route, event)
         data = encode_event(event)
         if len(data) > self._max_payload:
             raise InvalidEventError(
@@ -442,6 +452,38 @@ class NatsBus(EventBus):
         if route.typed:
             return sum(1 for sub in route.subs if sub.accepts(event))
         return len(route.subs)
+
+    async def _publish_traced(self, topic: str, route: _Route, event: Event) -> int:
+        """``publish`` with tracing on: inside a publish span whose W3C context the event's
+        metadata carries over the wire (see :mod:`loom_nats._trace`)."""
+        span = start_publish_span(topic, route.subject, event)
+        try:
+            data = encode_event(event)
+            if len(data) > self._max_payload:
+                raise InvalidEventError(
+                    f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
+                    f"max_payload of {self._max_payload}"
+                )
+            try:
+                assert self._publisher is not None
+                await self._publisher.send(route.subject, data, event.id)
+            except self._connection_closed:
+                if not self._closed:
+                    raise
+                if span is not None:  # shut down while this publish was on its way
+                    end_publish_span(span, 0, None)
+                return 0
+        except BaseException as exc:
+            if span is not None:
+                end_publish_span(span, 0, exc)
+            raise
+        route.counters.published += 1
+        count = (
+            sum(1 for sub in route.subs if sub.accepts(event)) if route.typed else len(route.subs)
+        )
+        if span is not None:
+            end_publish_span(span, count, None)
+        return count
 
     def _route_slow(self, topic: str) -> _Route | None:
         """The route of a topic not in the cache: validate, build, cache. None once shut
@@ -843,6 +885,8 @@ class NatsBus(EventBus):
             outage_seconds=self.link.outage_seconds(),
             undecodable=dict(self._telemetry.undecodable_by_subject),
             realtime_lost=dict(self._telemetry.realtime_lost),
+            realtime_missed=dict(self._telemetry.realtime_missed),
+            outages_counted=self._telemetry.outages_counted,
             publish_retries=publisher.retries if publisher else 0,
             publish_failures=publisher.failures if publisher else 0,
             pending_acks=publisher.pending_acks if publisher else 0,
@@ -877,16 +921,28 @@ class NatsBus(EventBus):
 
     async def _on_disconnect(self) -> None:
         if not self._closed:
+            for tap in self._taps.values():  # remember what still arrives, to count the rest
+                if tap.witnessed is None:
+                    tap.witnessed = set()
             await self._announce("bus.disconnected")
 
     async def _on_reconnect(self) -> None:
         if self._closed:
             return
         await self._announce("bus.reconnected", outage_s=f"{self.link.last_outage:.3f}")
+        end_seq = 0
         try:
-            await self._ensure_stream()  # a server that lost it (memory storage) gets it back
+            # A server that lost the stream (memory storage) gets it back.
+            end_seq = (await self._ensure_stream()).state.last_seq
         except NatsError as exc:
             log.error("after reconnecting, the stream %s cannot be made: %s", self.stream, exc)
+        if self._taps:
+            task = asyncio.create_task(
+                self._count_missed(self.link.outage_began, end_seq, self.link.disconnects),
+                name="loom.nats realtime loss",
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._publisher is not None and self._publisher.mode == "async":
             await self._publisher.resend()
         for consumer in list(self._consumers.values()):
@@ -894,6 +950,50 @@ class NatsBus(EventBus):
                 await consumer.rearm()
             except Exception as exc:  # noqa: BLE001 - one consumer's failure must not stop the others
                 log.warning("re-arming JetStream consumer %s: %s", consumer.name, exc)
+
+    async def _count_missed(self, since: float, end_seq: int, outage: int) -> None:
+        """Count what each Realtime tap missed during the outage that began at ``since``
+        (see :mod:`loom_nats._outage`), then tell this bus's subscribers."""
+        assert self._js is not None
+        events: dict[str, int] = {}
+        deliveries: dict[str, int] = {}
+        for tap in [t for t in self._taps.values() if t.witnessed is not None]:
+            try:
+                missed = await count_missed(
+                    self._js,
+                    stream=self.stream,
+                    tap=tap,
+                    since=since,
+                    end_seq=end_seq,
+                    strip=self._strip,
+                )
+            except Exception as exc:  # noqa: BLE001 - a count that fails must not stop the bus
+                log.warning("counting what %r missed during the outage: %s", tap.subject, exc)
+                continue
+            finally:
+                if self.link.disconnects == outage:  # not down again meanwhile
+                    tap.witnessed = None
+            for subject, n in missed.events.items():
+                events[subject] = events.get(subject, 0) + n
+            for topic, n in missed.deliveries.items():
+                deliveries[topic] = deliveries.get(topic, 0) + n
+        self._telemetry.count_missed(events, deliveries)
+        self._telemetry.outages_counted += 1
+        total = sum(events.values())
+        if total:
+            log.warning(
+                "Realtime subscriptions missed %d events during the outage of %.2f s: %s",
+                total,
+                self.link.last_outage,
+                ", ".join(f"{s[self._strip :]} {n}" for s, n in sorted(events.items())[:10]),
+            )
+        if not self._closed:
+            await self._announce(
+                "bus.realtime_missed",
+                missed=str(total),
+                deliveries=str(sum(deliveries.values())),
+                outage_s=f"{self.link.last_outage:.3f}",
+            )
 
 
 class _NeverRaised(Exception):

@@ -69,9 +69,8 @@ def decode_event(data: bytes) -> Event:
         ProtocolError: the bytes are not a valid ``loom.v1.Event``.
     """
     cls = _message_class or _message()
-    message = cls()
     try:
-        message.ParseFromString(data)
+        message = cls.FromString(data)
     except _decode_errors as exc:
         raise ProtocolError("loom.v1.Event", f"{len(data)} bytes do not parse: {exc}") from exc
     if not message.id:
@@ -85,9 +84,13 @@ def decode_event(data: bytes) -> Event:
     event.type = message.type
     event.timestamp_ms = message.timestamp_ms
     event.source = message.source
-    event.metadata = dict(message.metadata)
+    # upb's map and repeated containers are slow to convert (dict() of an empty map costs
+    # as much as parsing the message): test for emptiness first, and read keys directly.
+    metadata = message.metadata
+    event.metadata = {key: metadata[key] for key in metadata} if metadata else {}
     event.payload = message.payload
     event.confidence = message.confidence
-    event.tags = tuple(message.tags)
+    tags = message.tags
+    event.tags = tuple(tags) if tags else ()
     event.priority = priority
     return event

@@ -77,6 +77,8 @@ class Link:
         self._on_error = on_error
         #: Length of the last outage, in seconds.
         self.last_outage = 0.0
+        #: When the current (or last) outage began, in seconds since the epoch.
+        self.outage_began = 0.0
         self._nc: Client | None = None
         self.up = asyncio.Event()
         self.disconnects = 0
@@ -188,6 +190,7 @@ class Link:
         self.up.clear()
         self.disconnects += 1
         self._down_since = time.monotonic()
+        self.outage_began = time.time()
         log.warning("disconnected from NATS (%s); reconnecting", self.server or "?")
         if self._on_disconnect is not None:
             try:

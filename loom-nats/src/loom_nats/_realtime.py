@@ -13,9 +13,15 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription as NatsSubscription
 
-    from loom_nats._stats import Telemetry
+    from loom_nats._stats import Telemetry, TopicCounters
 
-__all__ = ["RealtimeTap"]
+__all__ = ["MAX_WITNESSED", "RealtimeTap"]
+
+#: Event ids a tap remembers from a disconnection until its loss is counted (bounded: a
+#: flood past it makes the count an upper bound, said in the log).
+MAX_WITNESSED = 100_000
+#: Subjects whose topic and counters a tap caches; beyond it the cache starts over.
+_MAX_TOPICS = 4096
 
 
 class RealtimeTap:
@@ -27,14 +33,18 @@ class RealtimeTap:
         strip: length of the prefix and its dot, removed from subjects to get topics.
     """
 
-    __slots__ = ("_strip", "_telemetry", "nats_sub", "subject", "subs")
+    __slots__ = ("_strip", "_telemetry", "_topics", "nats_sub", "subject", "subs", "witnessed")
 
     def __init__(self, telemetry: Telemetry, subject: str, strip: int) -> None:
         self._telemetry = telemetry
         self._strip = strip
+        self._topics: dict[str, tuple[str, TopicCounters]] = {}
         self.subject = subject
         self.subs: list[Subscription] = []
         self.nats_sub: NatsSubscription | None = None
+        #: From a disconnection until the outage's loss is counted: the ids of the events
+        #: this tap received meanwhile (see :mod:`loom_nats._outage`); None otherwise.
+        self.witnessed: set[str] | None = None
 
     async def on_message(self, msg: Msg) -> None:
         """Decode one message and offer it to each local subscription (never waits:
@@ -44,11 +54,26 @@ class RealtimeTap:
         except ProtocolError as exc:
             self._telemetry.undecodable(msg.subject, exc)
             return
-        topic = msg.subject[self._strip :]
-        counters = self._telemetry.counters_for(topic)
+        witnessed = self.witnessed
+        if witnessed is not None and len(witnessed) < MAX_WITNESSED:
+            witnessed.add(event.id)
+        subject = msg.subject
+        known = self._topics.get(subject)
+        if known is None:
+            known = self._learn(subject)
+        topic, counters = known
         for sub in self.subs:
             if await sub.deliver(topic, event):
                 counters.delivered += 1
+
+    def _learn(self, subject: str) -> tuple[str, TopicCounters]:
+        """The topic of a subject and its counters, cached (bounded: a pattern may match
+        ever new subjects)."""
+        if len(self._topics) >= _MAX_TOPICS:
+            self._topics.clear()
+        topic = subject[self._strip :]
+        known = self._topics[subject] = (topic, self._telemetry.counters_for(topic))
+        return known
 
     def pending(self) -> int:
         """Messages the client received for this tap that are not handled yet."""

@@ -18,12 +18,14 @@ log = logging.getLogger("loom.nats")
 MAX_TRACKED_SUBJECTS = 1000
 #: The key counting the subjects beyond :data:`MAX_TRACKED_SUBJECTS`.
 OTHER_SUBJECTS = "(other subjects)"
+#: The ``dropped_by_reason`` key of Realtime deliveries missed while disconnected.
+OUTAGE = "OUTAGE"
 
 
-def _bump(counts: dict[str, int], subject: str) -> int:
+def _bump(counts: dict[str, int], subject: str, n: int = 1) -> int:
     if subject not in counts and len(counts) >= MAX_TRACKED_SUBJECTS:
         subject = OTHER_SUBJECTS
-    seen = counts.get(subject, 0) + 1
+    seen = counts.get(subject, 0) + n
     counts[subject] = seen
     return seen
 
@@ -33,16 +35,19 @@ class TopicCounters:
 
     ``published`` counts this bus's publishes; ``delivered`` and ``dropped`` count what
     reached this bus's subscriptions, from any publisher on the server; ``backlog`` counts
-    events on the topic received from JetStream that wait for room in a full queue.
+    events on the topic received from JetStream that wait for room in a full queue;
+    ``missed`` counts Realtime deliveries lost while the connection was down (reported
+    among the drops, under the reason :data:`OUTAGE`).
     """
 
-    __slots__ = ("backlog", "by_reason", "delivered", "dropped", "published")
+    __slots__ = ("backlog", "by_reason", "delivered", "dropped", "missed", "published")
 
     def __init__(self) -> None:
         self.published = 0
         self.delivered = 0
         self.dropped = 0
         self.backlog = 0
+        self.missed = 0
         self.by_reason: dict[DropReason, int] = {}
 
     def drop(self, reason: DropReason, was_delivered: bool) -> None:
@@ -54,11 +59,14 @@ class TopicCounters:
 
     def snapshot(self, active_subscriptions: int) -> TopicStats:
         """The counters as a :class:`~loom.bus.TopicStats`."""
+        by_reason = {r.name: n for r, n in self.by_reason.items()}
+        if self.missed:
+            by_reason[OUTAGE] = self.missed
         return TopicStats(
             published=self.published,
             delivered=self.delivered,
-            dropped=self.dropped,
-            dropped_by_reason={r.name: n for r, n in self.by_reason.items()},
+            dropped=self.dropped + self.missed,
+            dropped_by_reason=by_reason,
             active_subscriptions=active_subscriptions,
             backlog=self.backlog,
         )
@@ -81,6 +89,11 @@ class NatsStats:
         realtime_lost: Realtime events the client dropped because its own buffer for a
             subscription overflowed (NATS "slow consumer"), per subject (bounded the same
             way).
+        realtime_missed: Realtime events published while this bus was disconnected,
+            which its Realtime subscriptions therefore never received, per subject
+            (bounded the same way); counted from the stream after each reconnect.
+        outages_counted: outages whose Realtime loss has been counted (one per
+            reconnect once the count is done; compare with ``reconnects``).
         publish_retries: publishes sent again after a lost or late acknowledgement
             (JetStream stores them once: the event id deduplicates).
         publish_failures: publishes JetStream refused or never acknowledged
@@ -99,6 +112,8 @@ class NatsStats:
     outage_seconds: float = 0.0
     undecodable: dict[str, int] = field(default_factory=dict)
     realtime_lost: dict[str, int] = field(default_factory=dict)
+    realtime_missed: dict[str, int] = field(default_factory=dict)
+    outages_counted: int = 0
     publish_retries: int = 0
     publish_failures: int = 0
     pending_acks: int = 0
@@ -119,6 +134,8 @@ class Telemetry:
         self.topics: dict[str, TopicCounters] = {}
         self.undecodable_by_subject: dict[str, int] = {}
         self.realtime_lost: dict[str, int] = {}
+        self.realtime_missed: dict[str, int] = {}
+        self.outages_counted = 0
         self.duplicates = 0
         self.recreated = 0
 
@@ -143,6 +160,14 @@ class Telemetry:
                 seen,
                 error,
             )
+
+    def count_missed(self, events: dict[str, int], deliveries: dict[str, int]) -> None:
+        """Count what Realtime subscriptions missed during an outage: ``events`` per
+        subject, ``deliveries`` per topic."""
+        for subject, n in events.items():
+            _bump(self.realtime_missed, subject, n)
+        for topic, n in deliveries.items():
+            self.counters_for(topic).missed += n
 
     def count_duplicate(self) -> None:
         """Count a JetStream redelivery of an event already queued."""

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from loom.telemetry._config import TelemetryConfig
     from loom.telemetry._errors import TelemetryError
     from loom.telemetry._logging import JsonFormatter, TraceContextFilter, json_logging
-    from loom.telemetry._propagate import inject
+    from loom.telemetry._propagate import inject, tracing_on
     from loom.telemetry._telemetry import Telemetry, TelemetryStats, active, configure
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "configure",
     "inject",
     "json_logging",
+    "tracing_on",
 ]
 
 _LAZY = {
@@ -60,6 +61,7 @@ _LAZY = {
     "TraceContextFilter": "loom.telemetry._logging",
     "json_logging": "loom.telemetry._logging",
     "inject": "loom.telemetry._propagate",
+    "tracing_on": "loom.telemetry._propagate",
     "Telemetry": "loom.telemetry._telemetry",
     "TelemetryStats": "loom.telemetry._telemetry",
     "active": "loom.telemetry._telemetry",

@@ -6,7 +6,25 @@ from collections.abc import MutableMapping
 
 from loom.telemetry import _switch
 
-__all__ = ["inject"]
+__all__ = ["inject", "tracing_on"]
+
+
+def tracing_on() -> bool:
+    """Whether tracing is on: :func:`~loom.telemetry.configure` ran with ``tracing`` other
+    than ``"off"`` and its telemetry is not shut down.
+
+    One attribute read: a transport may ask it per message and do its tracing work only
+    when it says yes. OpenTelemetry is not loaded.
+
+    Example:
+        .. code-block:: python
+
+            from loom.telemetry import tracing_on
+
+            if tracing_on():
+                ...  # start a span, write the trace context into the message
+    """
+    return _switch.publish is not None
 
 
 def inject(carrier: MutableMapping[str, str]) -> bool:
