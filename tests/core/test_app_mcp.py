@@ -114,3 +114,99 @@ async def test_a_bad_server_entry_is_reported_and_the_app_runs_on(
         assert app.phase == "running"
     finally:
         await app.stop()
+
+
+@pytest.fixture
+def everything_server() -> str:
+    from loom_mcp._peers import find_peer
+
+    path = find_peer("mcp-server-everything")
+    if path is None:
+        pytest.skip("server-everything is not installed (scripts/mcp-peers.sh installs it)")
+    return str(path)
+
+
+async def test_sampling_requests_are_answered_by_the_app_router(
+    tmp_path, loom_host, register_plugin, everything_server
+):
+    from loom import ActionCall
+    from loom.models import DETERMINISTIC_LABEL
+
+    register_plugin(loom_mcp_plugin, "mcp")
+    app = _app(
+        tmp_path,
+        loom_host,
+        f"""
+        [[mcp.servers]]
+        name = "everything"
+        command = "{everything_server}"
+        args = ["stdio"]
+        allow_sampling = true
+        sampling_privacy = "local-only"
+        """,
+    )
+    await app.start()
+    try:
+        capability = "everything:trigger-sampling-request"
+        await _until(lambda: app.broker.describe(capability) is not None)
+        decisions = await app.bus.subscribe(app.config.router.topic)
+        payload = json.dumps({"prompt": "what time is it?"}).encode()
+        result = await app.broker.invoke(ActionCall(capability, payload, timeout_ms=30_000))
+        _, decision = await asyncio.wait_for(decisions.get(), 10)
+    finally:
+        await app.stop()
+    assert result.error is None, result.error
+    text = json.loads(result.output)["text"]
+    sampled = json.loads(text.split("\n", 1)[1])  # "LLM sampling result: \n{...}"
+    assert sampled["role"] == "assistant"
+    assert sampled["model"].startswith("deterministic")
+    assert sampled["content"]["text"].startswith(DETERMINISTIC_LABEL)
+    assert (
+        "Resource trigger-sampling-request context: what time is it?"
+        in (sampled["content"]["text"])
+    )
+    assert decision.metadata["privacy"] == "local-only"
+    assert app.router.stats.decisions["Local"] >= 1
+
+
+async def test_sampling_is_refused_when_the_app_does_not_allow_it(
+    tmp_path, loom_host, register_plugin, everything_server
+):
+    import sys
+    from pathlib import Path
+
+    from loom import ActionCall
+
+    register_plugin(loom_mcp_plugin, "mcp")
+    script = Path(__file__).resolve().parents[1] / "mcp" / "servers" / "sampler.py"
+    sampler = {"command": sys.executable, "args": [str(script)]}
+    app = _app(
+        tmp_path,
+        loom_host,
+        f"""
+        [[mcp.servers]]
+        name = "everything"
+        command = "{everything_server}"
+        args = ["stdio"]
+
+        [[mcp.servers]]
+        name = "sampler"
+        command = "{sampler["command"]}"
+        args = {json.dumps(sampler["args"])}
+        protocol = "legacy"  # the handshake era, where servers send requests to clients
+        """,
+    )
+    await app.start()
+    try:
+        await _until(lambda: app.broker.describe("sampler:ask") is not None)
+        await _until(lambda: app.broker.describe("everything:echo") is not None)
+        payload = json.dumps({"prompt": "spend my budget"}).encode()
+        result = await app.broker.invoke(ActionCall("sampler:ask", payload, timeout_ms=30_000))
+        # server-everything offers its sampling tool only to clients that declare sampling
+        offered = app.broker.describe("everything:trigger-sampling-request")
+    finally:
+        await app.stop()
+    assert result.error is None, result.error
+    assert json.loads(result.output)["text"] == "refused (-32600): Sampling not supported"
+    assert offered is None
+    assert app.router.stats.decisions.total() == 0

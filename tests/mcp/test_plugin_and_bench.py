@@ -53,8 +53,8 @@ def test_the_package_exports_what_it_declares():
     ("scenario", "metrics"),
     [
         (_bench.sdk_baseline, {"stdio_p50_us", "stdio_p99_us", "http_p50_us", "http_p99_us"}),
-        (_bench.stdio_call, {"p50_us", "p99_us"}),
-        (_bench.http_call, {"p50_us", "p99_us"}),
+        (_bench.stdio_call, {"p50_us", "p99_us", "sdk_p50_us", "overhead_pct"}),
+        (_bench.http_call, {"p50_us", "p99_us", "sdk_p50_us", "overhead_pct"}),
     ],
 )
 async def test_scenario_runs_small(scenario, metrics, server, monkeypatch, request):
@@ -62,5 +62,11 @@ async def test_scenario_runs_small(scenario, metrics, server, monkeypatch, reque
         request.getfixturevalue("everything_bin")  # skips when the peer is missing
     monkeypatch.setenv(_bench.SERVER_ENV, server)
     figures = await scenario(0.005)
-    assert all(isinstance(f, Figure) and f.value > 0 and f.unit == "us" for f in figures)
-    assert {f.metric for f in figures} == metrics
+    latencies = [f for f in figures if f.unit == "us"]
+    assert all(isinstance(f, Figure) and f.value > 0 for f in latencies)
+    by_metric = {f.metric: f for f in figures}
+    assert set(by_metric) == metrics
+    if "overhead_pct" in by_metric:  # the broker's p50 against the SDK's, interleaved
+        expected = (by_metric["p50_us"].value / by_metric["sdk_p50_us"].value - 1) * 100
+        assert by_metric["overhead_pct"].unit == "%"
+        assert by_metric["overhead_pct"].value == pytest.approx(expected)

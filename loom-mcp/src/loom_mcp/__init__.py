@@ -28,8 +28,15 @@ if TYPE_CHECKING:
     from loom_mcp._manager import CapabilityRegistry, EventPublisher, McpSessionManager
     from loom_mcp._names import mcp_tool_name, tool_name_table
     from loom_mcp._provider import McpToolProvider, capability_name, tool_metadata
+    from loom_mcp._sampling import router_sampling
     from loom_mcp._server import LoomMcpServer, ServedBroker
-    from loom_mcp._session import McpServerSession, SamplingHandler, ServerState, ServerStatus
+    from loom_mcp._session import (
+        McpServerSession,
+        SamplingHandler,
+        SamplingRefusedError,
+        ServerState,
+        ServerStatus,
+    )
 
 __all__ = [
     "CapabilityRegistry",
@@ -45,6 +52,7 @@ __all__ = [
     "McpToolProvider",
     "McpUnavailableError",
     "SamplingHandler",
+    "SamplingRefusedError",
     "ServedBroker",
     "ServerState",
     "ServerStatus",
@@ -53,6 +61,7 @@ __all__ = [
     "load_server_configs",
     "mcp_tool_name",
     "parse_server_configs",
+    "router_sampling",
     "tool_metadata",
     "tool_name_table",
 ]
@@ -71,7 +80,14 @@ _HOMES = {
     "loom_mcp._names": ("mcp_tool_name", "tool_name_table"),
     "loom_mcp._provider": ("McpToolProvider", "capability_name", "tool_metadata"),
     "loom_mcp._server": ("LoomMcpServer", "ServedBroker"),
-    "loom_mcp._session": ("McpServerSession", "SamplingHandler", "ServerState", "ServerStatus"),
+    "loom_mcp._sampling": ("router_sampling",),
+    "loom_mcp._session": (
+        "McpServerSession",
+        "SamplingHandler",
+        "SamplingRefusedError",
+        "ServerState",
+        "ServerStatus",
+    ),
 }
 _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 

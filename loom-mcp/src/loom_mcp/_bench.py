@@ -10,7 +10,10 @@ or ``=everything`` picks one.
   ``http_p99_us``).
 - ``mcp.stdio_call`` / ``mcp.http_call``: ``ActionBroker.invoke`` of the capability
   ``bench:echo`` that :class:`~loom_mcp.McpSessionManager` registered (``p50_us``,
-  ``p99_us``): the broker, the provider, our transport and result mapping on top.
+  ``p99_us``): the broker, the provider, our transport and result mapping on top. The
+  same scenario also times the bare SDK client against a second copy of the server, in
+  alternating batches of ``_BATCH`` calls, so both paths see the same machine state:
+  ``sdk_p50_us`` and ``overhead_pct`` (the broker's p50 over the SDK's, minus 1).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ _WARMUP = 20
 _STDIO_CALLS = 2000
 _HTTP_CALLS = 400
 _START_TIMEOUT_S = 15.0
+_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,10 @@ def _target() -> _Target:
     return _Target("python", module, lambda port: ([*module, "--http", str(port)], {}))
 
 
-async def _timed(calls: int, call: Callable[[], Awaitable[None]]) -> list[float]:
-    for _ in range(_WARMUP):
+async def _timed(
+    calls: int, call: Callable[[], Awaitable[None]], *, warmup: int = _WARMUP
+) -> list[float]:
+    for _ in range(warmup):
         await call()
     clock = time.perf_counter_ns
     latencies: list[float] = []
@@ -82,7 +88,6 @@ async def _timed(calls: int, call: Callable[[], Awaitable[None]]) -> list[float]
         start = clock()
         await call()
         latencies.append((clock() - start) / 1000)
-    latencies.sort()
     return latencies
 
 
@@ -153,7 +158,7 @@ async def _sdk_calls(server: str | StdioServerParameters, calls: int) -> list[fl
                 if result.is_error:
                     raise RuntimeError(f"echo failed: {result.content}")
 
-            return await _timed(calls, call)
+            return sorted(await _timed(calls, call))
 
 
 async def sdk_baseline(scale: float) -> list[Figure]:
@@ -168,31 +173,74 @@ async def sdk_baseline(scale: float) -> list[Figure]:
     return _figures("stdio_", stdio) + _figures("http_", http)
 
 
-async def _broker_calls(server: Mapping[str, object], calls: int) -> list[float]:
+async def _interleaved(
+    server: Mapping[str, object], sdk_target: Any, calls: int
+) -> tuple[list[float], list[float]]:
+    """Broker and bare SDK latencies, measured in alternating batches."""
+    from mcp import Client
+
     from loom.actions import ActionBroker
     from loom_mcp._manager import McpSessionManager
 
-    async with ActionBroker() as broker, McpSessionManager(broker) as manager:
+    async with (
+        ActionBroker() as broker,
+        McpSessionManager(broker) as manager,
+        Client(sdk_target, cache=None) as client,
+    ):
         await manager.add_server({"name": "bench", **server})
 
-        async def call() -> None:
+        async def via_broker() -> None:
             result = await broker.invoke(ActionCall("bench:echo", _PAYLOAD))
             if result.status is not ActionStatus.OK:
                 raise RuntimeError(f"bench:echo failed: {result.error}")
 
-        return await _timed(calls, call)
+        async def via_sdk() -> None:
+            result = await client.call_tool("echo", _ARGUMENTS)
+            if result.is_error:
+                raise RuntimeError(f"echo failed: {result.content}")
+
+        broker_times: list[float] = []
+        sdk_times: list[float] = []
+        for start in range(0, calls, _BATCH):
+            batch = min(_BATCH, calls - start)
+            # Alternate which goes first, so neither always follows the other's batch.
+            order = [(via_broker, broker_times), (via_sdk, sdk_times)]
+            if (start // _BATCH) % 2:
+                order.reverse()
+            for call, times in order:
+                times.extend(await _timed(batch, call, warmup=_WARMUP if start == 0 else 0))
+        broker_times.sort()
+        sdk_times.sort()
+        return broker_times, sdk_times
+
+
+def _compared(broker_times: list[float], sdk_times: list[float]) -> list[Figure]:
+    broker_p50 = percentile(broker_times, 0.50)
+    sdk_p50 = percentile(sdk_times, 0.50)
+    return [
+        *_figures("", broker_times),
+        Figure("sdk_p50_us", sdk_p50, "us"),
+        Figure("overhead_pct", (broker_p50 / sdk_p50 - 1) * 100 if sdk_p50 else 0.0, "%"),
+    ]
 
 
 async def stdio_call(scale: float) -> list[Figure]:
-    """One run of ``mcp.stdio_call``."""
+    """One run of ``mcp.stdio_call`` (broker and bare SDK interleaved)."""
+    from mcp import StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
     target = _target()
     server = {"command": target.stdio[0], "args": target.stdio[1:]}
-    return _figures("", await _broker_calls(server, max(20, int(_STDIO_CALLS * scale))))
+    params = StdioServerParameters(command=target.stdio[0], args=target.stdio[1:])
+    with open(os.devnull, "w") as devnull:
+        sdk = stdio_client(params, errlog=devnull)
+        calls = max(20, int(_STDIO_CALLS * scale))
+        return _compared(*await _interleaved(server, sdk, calls))
 
 
 async def http_call(scale: float) -> list[Figure]:
-    """One run of ``mcp.http_call``."""
+    """One run of ``mcp.http_call`` (broker and bare SDK interleaved)."""
     target = _target()
     async with _http_server(target) as url:
-        latencies = await _broker_calls({"url": url}, max(10, int(_HTTP_CALLS * scale)))
-    return _figures("", latencies)
+        calls = max(10, int(_HTTP_CALLS * scale))
+        return _compared(*await _interleaved({"url": url}, url, calls))

@@ -5,6 +5,8 @@ nothing heavy at the top: the SDK loads when a subcommand runs.
 
 - ``loom mcp serve [CONFIG]``: the broker's capabilities (installed plugins, ``--plugin``
   modules, and the tools of the MCP servers in CONFIG) as MCP tools, over stdio or HTTP.
+  When CONFIG is an app's ``loom.toml`` (it has an ``[app]`` table) the app runs and its
+  broker is served; ``--agent-state`` adds its agents' state as read-only resources.
 - ``loom mcp tools CONFIG``: connect to the servers in CONFIG and list their tools as the
   capabilities they become.
 - ``loom mcp call CONFIG CAPABILITY [JSON]``: call one of them through the broker.
@@ -17,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ _EPILOG = """\
 examples:
   loom mcp serve                         installed capabilities over stdio
   loom mcp serve loom.toml --http 8765   plus the tools of loom.toml's MCP servers, over HTTP
+  loom mcp serve app.toml --agent-state  run the app; serve its broker and agents' state
   loom mcp tools servers.toml            connect and list the tools as capabilities
   loom mcp call servers.toml time:get_current_time '{"timezone": "Etc/UTC"}'
 CONFIG is a TOML file with [[mcp.servers]] (an app's loom.toml) or [[servers]] tables.
@@ -74,6 +77,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--include", action="append", default=[], metavar="GLOB")
     serve.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     serve.add_argument("--name", default="loom", help="server name shown to clients")
+    serve.add_argument(
+        "--agent-state",
+        action="store_true",
+        help="serve the app's agents' state as read-only resources (CONFIG must be an app)",
+    )
+    serve.add_argument(
+        "--agent-state-include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only these agents' state (agent id globs; repeatable)",
+    )
 
     tools = commands.add_parser("tools", help="connect to configured servers and list tools")
     tools.add_argument("config", help="TOML file with the servers")
@@ -145,11 +160,25 @@ async def _serve(args: argparse.Namespace, host: PluginHost) -> int:
             return 1
     transport = args.transport or ("http" if args.http is not None else "stdio")
     port = args.http if args.http is not None else args.port
-    async with _composed(host, args.config) as composed:
+    is_app = args.config is not None and _is_app(args.config)
+    if args.agent_state and not is_app:
+        _err(
+            "loom mcp serve: --agent-state needs an app's loom.toml (a file with an [app] "
+            "table): agent state lives in the app's state store"
+        )
+        return 2
+    composing = _app_composed(host, args.config) if is_app else _composed(host, args.config)
+    async with composing as composed:
         for reason in composed.failures.values():
             _err(f"loom mcp serve: left out: {reason}")
         server = LoomMcpServer(
-            composed.broker, name=args.name, include=args.include, exclude=args.exclude
+            composed.broker,
+            name=args.name,
+            include=args.include,
+            exclude=args.exclude,
+            agent_state=composed.state if args.agent_state else None,
+            agent_state_include=args.agent_state_include or ("*",),
+            agents=composed.agents,
         )
         count = len(server.tools())
         if transport == "stdio":
@@ -179,8 +208,10 @@ async def _serve(args: argparse.Namespace, host: PluginHost) -> int:
 
 async def _tools(args: argparse.Namespace, host: PluginHost) -> int:
     async with _composed(host, args.config, contributions=False) as composed:
-        statuses = composed.manager.servers()
-        descriptors = composed.manager.capabilities()
+        manager = composed.manager
+        assert manager is not None
+        statuses = manager.servers()
+        descriptors = manager.capabilities()
         failed = composed.failures
     if args.json:
         document = {
@@ -248,8 +279,10 @@ class _Composition:
     """A broker with the host's capabilities and the configured MCP servers' tools."""
 
     broker: ActionBroker
-    manager: McpSessionManager
+    manager: McpSessionManager | None
     failures: dict[str, str] = field(default_factory=dict)
+    state: Any = None
+    agents: Callable[[], Iterator[str]] | None = None
 
 
 @asynccontextmanager
@@ -267,6 +300,56 @@ async def _composed(
         outcome = await manager.add_servers(configs)
         failures = {name: str(error) for name, error in outcome.items() if error is not None}
         yield _Composition(broker, manager, failures)
+
+
+def _is_app(config: str) -> bool:
+    import tomllib
+    from pathlib import Path
+
+    try:
+        return "app" in tomllib.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # load_server_configs reports it, with the reason
+
+
+@asynccontextmanager
+async def _app_composed(host: PluginHost, config: str) -> AsyncIterator[_Composition]:
+    """Runs the app of ``config`` (agents, state store, its MCP servers) while serving."""
+    from loom.app import App, AppError
+    from loom_mcp._errors import McpConfigError
+
+    app = App.from_file(config, host=host)
+    try:
+        await app.start()
+    except AppError as exc:  # AppConfigError included: its message lists every key
+        raise McpConfigError(config, "", str(exc)) from None
+    try:
+        manager = app.extensions.get("mcp")
+        if manager is not None:
+            await _connected(manager)
+        failures = {f"{f.plugin}.{f.hook}": f.error for f in app.failures}
+        yield _Composition(
+            app.broker, manager, failures, state=app.state, agents=lambda: iter(app.agents)
+        )
+    finally:
+        await app.stop()
+
+
+async def _connected(manager: McpSessionManager) -> None:
+    """Waits (within each server's connect timeout) for the app's servers to connect, so
+    their tools are listed from the start."""
+    import asyncio
+
+    from loom_mcp._session import ServerState
+
+    sessions = [manager.session(status.name) for status in manager.servers()]
+    if not sessions:
+        return
+    deadline = max(session.config.connect_timeout_s for session in sessions)
+    with suppress(TimeoutError):  # still trying: served as they connect
+        async with asyncio.timeout(deadline):
+            while any(s.state is ServerState.STARTING for s in sessions):
+                await asyncio.sleep(0.02)
 
 
 def _err(text: str) -> None:

@@ -41,7 +41,10 @@ class McpServerConfig(BaseModel):
         call_timeout_s: bound on one tool call when the caller sets none; on expiry the
             call answers TIMEOUT and the server is sent a cancellation.
         roots: directories (paths or ``file://`` URIs) offered to the server as roots.
-        allow_sampling: answer the server's sampling requests (else they are refused).
+        allow_sampling: answer the server's sampling requests through the app's model
+            router (else the client does not declare sampling and they are refused).
+        sampling_privacy: the privacy level of its sampling requests for the router
+            (``public``, ``sensitive``, ``private``, ``local-only``; default: the router's).
         include_tools: glob patterns of tool names to expose (all when empty).
         exclude_tools: glob patterns of tool names never to expose.
         capability_version: version of the capabilities registered for its tools.
@@ -68,6 +71,7 @@ class McpServerConfig(BaseModel):
     call_timeout_s: float = Field(default=30.0, gt=0)
     roots: tuple[str, ...] = ()
     allow_sampling: bool = False
+    sampling_privacy: Literal["public", "sensitive", "private", "local-only"] | None = None
     include_tools: tuple[str, ...] = ()
     exclude_tools: tuple[str, ...] = ()
     capability_version: str = Field(default="1.0", min_length=1)

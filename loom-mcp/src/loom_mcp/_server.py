@@ -7,6 +7,10 @@ with one argument, ``input``. A call goes through ``broker.invoke``, so the brok
 validation, timeouts, concurrency bound and circuit breaker apply; a failed call is a
 result with ``isError`` set whose text is ``CODE: message``, and whose ``_meta`` holds
 ``{"loom/error": {"code", "message", "details"}}``.
+
+Given a state store (``agent_state``), agents' persistent state is also served as
+read-only resources (:mod:`loom_mcp._state_resources`). ``logging/setLevel`` subscribes
+the client to Loom's log records at that level and above (:mod:`loom_mcp._log_forward`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from mcp.shared.exceptions import MCPError
 
 from loom._action import ActionCall, ActionResult, ActionStatus, CapabilityDescriptor, ProviderKind
 from loom._version import __version__ as loom_version
+from loom_mcp._log_forward import LogForwarder
 from loom_mcp._names import tool_name_table
+from loom_mcp._state_resources import AgentStateResources, ReadableState
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -43,16 +49,6 @@ log = logging.getLogger("loom.mcp.server")
 _MAX_STDIN_LINE = 64 * 1024 * 1024
 #: The argument that carries the input of a capability whose input is not an object.
 WRAPPED_ARGUMENT = "input"
-_PYTHON_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "notice": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "alert": logging.CRITICAL,
-    "emergency": logging.CRITICAL,
-}
 
 
 class ServedBroker(Protocol):
@@ -81,6 +77,11 @@ class LoomMcpServer:
         instructions: text for clients about how to use the server.
         include: glob patterns of capability names to serve (all when empty).
         exclude: glob patterns of capability names never to serve.
+        agent_state: a state store whose agents' state is served as read-only resources
+            (``loom://agents/{agent_id}/state[/{key}]``); None serves no resources.
+        agent_state_include: glob patterns of the agent ids whose state is served.
+        agents: the ids of the running agents, listed even before they store anything.
+        log_buffer: log records buffered per client before new ones are dropped.
     """
 
     def __init__(
@@ -91,17 +92,33 @@ class LoomMcpServer:
         instructions: str | None = None,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        agent_state: ReadableState | None = None,
+        agent_state_include: Sequence[str] = ("*",),
+        agents: Callable[[], Iterable[str]] | None = None,
+        log_buffer: int = 256,
     ) -> None:
         self.broker = broker
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self._entries: dict[str, _Entry] = {}
+        #: Forwards log records to the clients that sent ``logging/setLevel``.
+        self.logs = LogForwarder(capacity=log_buffer)
+        self.state_resources = (
+            AgentStateResources(agent_state, include=agent_state_include, agents=agents)
+            if agent_state is not None
+            else None
+        )
+        resources = self.state_resources
         self.server: Server[Any] = Server(
             name,
             version=loom_version,
             instructions=instructions,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            # Read-only: list and read only (no subscribe; MCP has no resource writes).
+            on_list_resources=resources.list_resources if resources else None,
+            on_list_resource_templates=resources.list_templates if resources else None,
+            on_read_resource=resources.read if resources else None,
         )
         # Added as a plain handler: the constructor argument warns that logging is
         # deprecated in 2026-07-28, and handshake-era clients still send it.
@@ -156,8 +173,20 @@ class LoomMcpServer:
     async def _set_level(
         self, ctx: ServerRequestContext[Any], params: mcp_types.SetLevelRequestParams
     ) -> mcp_types.EmptyResult:
-        logging.getLogger("loom").setLevel(_PYTHON_LEVELS.get(params.level, logging.INFO))
+        # One sink per connection, which the per-request session proxies share; the SDK
+        # keeps it private, but its exit_stack is the documented per-connection teardown
+        # (a notification to a closed connection is dropped silently, never an error).
+        connection = getattr(ctx.session, "_connection", None)
+        key = connection if connection is not None else ctx.session
+        if self.logs.set_level(key, ctx.session, params.level):
+            exit_stack = getattr(connection, "exit_stack", None)
+            if exit_stack is not None:
+                exit_stack.callback(self.logs.remove, key)
         return mcp_types.EmptyResult()
+
+    def close(self) -> None:
+        """Stop forwarding log records (the transports call it when they end)."""
+        self.logs.close()
 
     # -- transports -------------------------------------------------------------------------
 
@@ -181,6 +210,7 @@ class LoomMcpServer:
                 )
         finally:
             lines.close()
+            self.close()
 
     async def run_http(
         self,
@@ -241,6 +271,7 @@ class LoomMcpServer:
         finally:
             announcing.cancel()
             sock.close()
+            self.close()
 
 
 class _StdinLines:

@@ -42,6 +42,7 @@ __all__ = [
     "EventSink",
     "McpServerSession",
     "SamplingHandler",
+    "SamplingRefusedError",
     "ServerState",
     "ServerStatus",
     "ToolsListener",
@@ -53,6 +54,21 @@ log = logging.getLogger("loom.mcp")
 SamplingHandler = Callable[
     [str, mcp_types.CreateMessageRequestParams], Awaitable[mcp_types.CreateMessageResult]
 ]
+
+
+class SamplingRefusedError(Exception):
+    """A sampling handler's refusal: the server gets a JSON-RPC error with this message.
+
+    Args:
+        message: why, for the server (and its user).
+        code: the JSON-RPC error code (INVALID_PARAMS by default).
+    """
+
+    def __init__(self, message: str, *, code: int = mcp_types.INVALID_PARAMS) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 #: ``listener(session, tools)`` learns the server's current tools (after each listing).
 ToolsListener = Callable[["McpServerSession", dict[str, mcp_types.Tool]], Awaitable[None]]
 #: ``sink(server, kind, data)`` receives server events; it must not block.
@@ -145,6 +161,12 @@ class McpServerSession:
         self._on_tools = on_tools
         self._on_event = on_event
         self._sampling = sampling if config.allow_sampling else None
+        if config.allow_sampling and sampling is None:
+            log.warning(
+                "MCP server %r has allow_sampling = true, but nothing here answers sampling "
+                "(run it in an app, whose model router does): its requests are refused",
+                config.name,
+            )
         self._client: Client | None = None
         self._connection: Connection | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -624,6 +646,9 @@ class McpServerSession:
         assert self._sampling is not None
         try:
             return await self._sampling(self.name, params)
+        except SamplingRefusedError as exc:
+            log.info("MCP server %r: sampling request refused: %s", self.name, exc)
+            return mcp_types.ErrorData(code=exc.code, message=f"sampling refused: {exc}")
         except Exception as exc:  # noqa: BLE001  # the app's handler fails this request only
             log.warning("MCP server %r: the sampling handler failed: %s", self.name, exc)
             return mcp_types.ErrorData(code=mcp_types.INTERNAL_ERROR, message=str(exc))

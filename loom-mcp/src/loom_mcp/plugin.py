@@ -62,16 +62,22 @@ def loom_bench_scenarios() -> list[BenchScenario]:
 @hookimpl
 async def loom_app_startup(app: Any) -> None:
     """Start the app's ``[[mcp.servers]]`` (without waiting for them to connect: a server
-    that is down is retried with backoff while the app runs)."""
+    that is down is retried with backoff while the app runs). Sampling requests of the
+    servers with ``allow_sampling = true`` are answered by the app's model router."""
     servers = list(getattr(app, "mcp_servers", None) or [])
     if not servers:
         return
     from loom_mcp._config import parse_server_configs
     from loom_mcp._manager import McpSessionManager
+    from loom_mcp._sampling import router_sampling
 
     source = str(getattr(app, "config_path", None) or "<config>")
     configs = parse_server_configs(servers, source=source, key="mcp.servers")
-    manager = McpSessionManager(app.broker, bus=app.bus)
+    privacy = {config.name: config.sampling_privacy for config in configs}
+    sampling = None
+    if any(config.allow_sampling for config in configs):
+        sampling = router_sampling(app.router, privacy_of=privacy.get)
+    manager = McpSessionManager(app.broker, bus=app.bus, sampling=sampling)
     app.extensions[_EXTENSION] = manager
     outcome = await manager.add_servers(configs, wait=False)
     for name, error in outcome.items():
