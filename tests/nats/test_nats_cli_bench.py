@@ -72,7 +72,7 @@ def test_replay_to_a_file(
     code, _, err = run_cli([*args, "--from", "soon"], capsys)
     assert code == 2 and "--from takes" in err
     code, _, err = run_cli([*args[:6], "nosuch", "--from", "1"], capsys)
-    assert code == 1 and "does not exist" in err
+    assert code == 1 and "no JetStream stream 'NOSUCH'" in err and "--prefix" in err
 
 
 @pytest.mark.parametrize(

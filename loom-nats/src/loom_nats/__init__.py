@@ -34,12 +34,16 @@ if TYPE_CHECKING:
         PublishError,
         StreamConfigError,
     )
-    from loom_nats._replay import ReplayedEvent
+    from loom_nats._remote_caps import CapabilityMesh, MeshProvider, MeshStats
+    from loom_nats._replay import ReplayedEvent, replay_into
     from loom_nats._stats import NatsStats
 
 __all__ = [
     "CONNECTION_TOPIC",
     "DEFAULT_SERVERS",
+    "CapabilityMesh",
+    "MeshProvider",
+    "MeshStats",
     "NatsBus",
     "NatsError",
     "NatsStats",
@@ -49,12 +53,17 @@ __all__ = [
     "ReplayedEvent",
     "StreamConfigError",
     "StreamLimits",
+    "replay_into",
 ]
 
 # Where each public name lives; loaded on first access, so that the host loading
 # ``loom_nats.plugin`` (which imports this package first) pays for none of it.
 _HOMES = {
     "CONNECTION_TOPIC": "loom_nats._bus",
+    "CapabilityMesh": "loom_nats._remote_caps",
+    "MeshProvider": "loom_nats._remote_caps",
+    "MeshStats": "loom_nats._remote_caps",
+    "replay_into": "loom_nats._replay",
     "DEFAULT_SERVERS": "loom_nats._config",
     "NatsBus": "loom_nats._bus",
     "NatsError": "loom_nats._errors",

@@ -1,15 +1,16 @@
-"""``loom nats``: the NATS bus from the command line.
+"""``loom nats`` and ``loom replay``: the NATS bus from the command line.
 
 - ``loom nats status``: the server, the bus's stream (limits, state) and its consumers.
-- ``loom nats replay PATTERN --from SEQ|TIME``: a topic's history as JSON lines.
+- ``loom replay PATTERN --from SEQ|TIME`` (also ``loom nats replay``): a topic's history
+  as JSON lines, on stdout or into a file.
 
-Exit status: 0 on success, 1 when the server or the stream cannot be reached.
+Exit status: 0 on success; 1 when the server or the stream cannot be reached, or the
+stream holds no event on the topic; 2 for bad arguments (``--from``, the pattern).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -17,11 +18,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from loom import Event
 from loom.host import PluginHost
 from loom_nats._config import DEFAULT_SERVERS, stream_name_for
 
-__all__ = ["configure", "parse_start", "run"]
+__all__ = ["configure", "configure_replay", "parse_start", "run", "run_replay"]
 
 _EPILOG = """\
 examples:
@@ -30,6 +30,17 @@ examples:
   loom nats replay 'sensor.>' --from 1                 everything from stream sequence 1
   loom nats replay orders.created --from 15m --output orders.jsonl
   loom nats replay 'agent.planner.>' --from 2026-11-25T07:00:00Z --types collab.request
+"""
+
+_REPLAY_EPILOG = """\
+examples:
+  loom replay 'sensor.>' --from 1                      everything from stream sequence 1
+  loom replay orders.created --from 15m -o orders.jsonl the last 15 minutes, to a file
+  loom replay 'agent.planner.>' --from 2026-11-25T07:00:00Z --types collab.request
+
+Each line is one JSON object: seq, topic, stored_at and event (payload in base64).
+exit status: 0 done; 1 no server, no such stream, or no event stored on the topic;
+2 bad arguments.
 """
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -67,29 +78,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="nats_command", metavar="ACTION", required=True)
     status = actions.add_parser("status", help="the server, the stream and its consumers")
     replay = actions.add_parser("replay", help="a topic's history as JSON lines")
-    for sub in (status, replay):
-        sub.add_argument(
-            "--servers",
-            default=os.environ.get("LOOM_NATS_URL", DEFAULT_SERVERS),
-            help="NATS URL(s), comma-separated (default $LOOM_NATS_URL or %(default)s)",
-        )
-        sub.add_argument("--prefix", default="loom", help="the bus's subject prefix")
-        sub.add_argument("--stream", help="the stream's name (default: the prefix in upper case)")
+    _add_connection(status)
     status.add_argument("--json", action="store_true", help="print one JSON document")
-    replay.add_argument("pattern", help="a topic or pattern (* and > wildcards)")
-    replay.add_argument(
+    configure_replay(replay)
+
+
+def configure_replay(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``loom replay`` (and ``loom nats replay``)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _REPLAY_EPILOG
+    _add_connection(parser)
+    parser.add_argument("pattern", help="a topic or pattern (* and > wildcards)")
+    parser.add_argument(
         "--from", dest="start", required=True, help="SEQ, a time ago (15m) or an ISO time"
     )
-    replay.add_argument("--types", help="only these event types, comma-separated")
-    replay.add_argument("--limit", type=int, help="stop after this many events")
-    replay.add_argument("--output", "-o", default="-", help="file to write (default stdout)")
+    parser.add_argument("--types", help="only these event types, comma-separated")
+    parser.add_argument("--limit", type=_positive, help="stop after this many events")
+    parser.add_argument("--output", "-o", default="-", help="file to write (default stdout)")
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--servers",
+        default=os.environ.get("LOOM_NATS_URL", DEFAULT_SERVERS),
+        help="NATS URL(s), comma-separated (default $LOOM_NATS_URL or %(default)s)",
+    )
+    parser.add_argument("--prefix", default="loom", help="the bus's subject prefix")
+    parser.add_argument("--stream", help="the stream's name (default: the prefix in upper case)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace, host: PluginHost) -> Any:
     """Run ``loom nats ACTION``: a coroutine the CLI awaits."""
     if args.nats_command == "status":
         return _status(args)
-    return _replay(args)
+    return _replay(args, "loom nats")
+
+
+def run_replay(args: argparse.Namespace, host: PluginHost) -> Any:
+    """Run ``loom replay``: a coroutine the CLI awaits."""
+    return _replay(args, "loom replay")
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -197,57 +230,82 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
         )
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    """An event as JSON-ready data; the payload in base64."""
-    return {
-        "id": event.id,
-        "type": event.type,
-        "timestamp_ms": event.timestamp_ms,
-        "source": event.source,
-        "metadata": event.metadata,
-        "payload_b64": base64.b64encode(event.payload).decode(),
-        "confidence": event.confidence,
-        "tags": list(event.tags),
-        "priority": event.priority,
-    }
+async def _replay(args: argparse.Namespace, prog: str) -> int:
+    from nats.errors import Error as NatsClientError
+    from nats.js.errors import NotFoundError
 
+    from loom.topics import TopicPattern
+    from loom_nats._link import Link
+    from loom_nats._replay import replay_stream
 
-async def _replay(args: argparse.Namespace) -> int:
-    from loom_nats._bus import NatsBus
-    from loom_nats._errors import NatsError
+    def fail(message: str, code: int) -> int:
+        print(f"{prog}: {message}", file=sys.stderr)
+        return code
 
     try:
         from_seq, from_time = parse_start(args.start)
+        TopicPattern.compile(args.pattern)
     except ValueError as exc:
-        print(f"loom nats: {exc}", file=sys.stderr)
-        return 2
-    types = [t for t in (args.types or "").split(",") if t]
-    bus = NatsBus(args.servers, prefix=args.prefix, stream=args.stream, create_stream=False)
-    out: TextIO = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
-    count = 0
+        return fail(str(exc), 2)
+    prefix = args.prefix
+    stream = args.stream or stream_name_for(prefix)
+    subject = f"{prefix}.{args.pattern}"
+    types = frozenset(t for t in (args.types or "").split(",") if t) or None
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    link = Link(servers, {"connect_timeout": 2}, on_reconnect=_nothing, on_error=lambda e: None)
     try:
-        await bus.start()
-        async for item in bus.replay(
-            args.pattern,
+        nc = await link.open()
+    except ConnectionError as exc:
+        return fail(str(exc), 1)
+    out: TextIO | None = None
+    count = 0
+    undecodable = 0
+
+    def skip(subject: str, exc: Exception) -> None:
+        nonlocal undecodable
+        undecodable += 1
+
+    try:
+        js = nc.jetstream(timeout=5)
+        try:
+            info = await js.stream_info(stream, subjects_filter=subject)
+        except NotFoundError:
+            return fail(
+                f"no JetStream stream {stream!r} at {link.server} (is the prefix "
+                f"{prefix!r} the bus's? --prefix and --stream name it)",
+                1,
+            )
+        except NatsClientError as exc:
+            return fail(f"JetStream does not answer at {link.server}: {exc}", 1)
+        if not info.state.subjects:
+            return fail(
+                f"stream {stream!r} holds no event on {args.pattern!r} (it holds "
+                f"{info.state.messages} events, sequences {info.state.first_seq}.."
+                f"{info.state.last_seq})",
+                1,
+            )
+        try:
+            out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
+        except OSError as exc:
+            return fail(f"cannot write {args.output}: {exc.strerror}", 1)
+        async for item in replay_stream(
+            js,
+            stream=stream,
+            subject=subject,
+            strip=len(prefix) + 1,
             from_seq=from_seq,
             from_time=from_time,
             event_types=types,
             limit=args.limit,
+            batch=256,
+            undecodable=skip,
         ):
-            record = {
-                "seq": item.seq,
-                "topic": item.topic,
-                "stored_at": item.stored_at.isoformat(),
-                "event": event_json(item.event),
-            }
-            out.write(json.dumps(record) + "\n")
+            out.write(json.dumps(item.to_json()) + "\n")
             count += 1
-    except (NatsError, ValueError) as exc:
-        print(f"loom nats: {exc}", file=sys.stderr)
-        return 1
     finally:
-        await bus.shutdown()
-        if out is not sys.stdout:
+        await link.close()
+        if out is not None and out is not sys.stdout:
             out.close()
-    print(f"loom nats: replayed {count} events", file=sys.stderr)
+    skipped = f", skipped {undecodable} that were not Loom events" if undecodable else ""
+    print(f"{prog}: replayed {count} events from {stream}{skipped}", file=sys.stderr)
     return 0

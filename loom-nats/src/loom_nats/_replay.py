@@ -1,15 +1,22 @@
-"""Replay: read a topic's history from the stream, from a sequence or a time, up to now."""
+"""Replay: read a topic's history from the stream, from a sequence or a time, up to now,
+and hand it to a subscriber (a handler or another bus) or write it as JSON lines."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import inspect
+import json
 import logging
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from loom import Event
+from loom.bus import EventBus
 from loom.errors import ProtocolError
 from loom_nats._codec import decode_event
 from loom_nats._stream import create_consumer
@@ -17,7 +24,23 @@ from loom_nats._stream import create_consumer
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
-__all__ = ["ReplayedEvent", "check_start", "replay_stream"]
+    from loom_nats._bus import NatsBus
+
+__all__ = [
+    "ReplayTarget",
+    "ReplayedEvent",
+    "check_start",
+    "event_json",
+    "replay_into",
+    "replay_stream",
+]
+
+#: Where :func:`replay_into` hands the history: a handler ``(topic, event)`` (sync or
+#: async), an :class:`~loom.bus.EventBus` to publish it on, a file path or a text stream
+#: (JSON lines).
+ReplayTarget: TypeAlias = (
+    "Callable[[str, Event], Awaitable[None] | None] | EventBus | str | os.PathLike[str] | IO[str]"
+)
 
 log = logging.getLogger("loom.nats")
 
@@ -37,6 +60,131 @@ class ReplayedEvent:
     topic: str
     event: Event
     stored_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """As the JSON object ``loom replay`` writes: ``seq``, ``topic``, ``stored_at``
+        (ISO 8601) and ``event`` (see :func:`event_json`)."""
+        return {
+            "seq": self.seq,
+            "topic": self.topic,
+            "stored_at": self.stored_at.isoformat(),
+            "event": event_json(self.event),
+        }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as JSON-ready data; the payload in base64 (``payload_b64``)."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "timestamp_ms": event.timestamp_ms,
+        "source": event.source,
+        "metadata": event.metadata,
+        "payload_b64": base64.b64encode(event.payload).decode(),
+        "confidence": event.confidence,
+        "tags": list(event.tags),
+        "priority": event.priority,
+    }
+
+
+async def replay_into(
+    bus: NatsBus,
+    pattern: str,
+    target: ReplayTarget,
+    *,
+    from_seq: int | None = None,
+    from_time: datetime | float | None = None,
+    event_types: Iterable[str] = (),
+    limit: int | None = None,
+) -> int:
+    """Replay the history of the topics ``pattern`` matches into ``target``, oldest first,
+    and return how many events it got.
+
+    The target gets every event in stream order, each handed on before the next is read:
+
+    - a handler ``handler(topic, event)`` (a coroutine function or a plain one) is called;
+    - an :class:`~loom.bus.EventBus` gets each event published on its topic, so that the
+      agents of a runtime on that bus handle the history with the code that handled it
+      live (to rebuild their state on a fresh host). It must be another bus than the
+      stream's: publishing the history back into the stream it comes from is refused;
+    - a path or a text stream gets one JSON object per line (:meth:`ReplayedEvent.to_json`).
+
+    Args:
+        bus: a started ``NatsBus`` whose stream holds the history.
+        pattern: a topic or a pattern.
+        target: where the events go (see above).
+        from_seq: the first stream sequence to read.
+        from_time: read what was stored at or after this time.
+        event_types: only these event types.
+        limit: stop after this many events.
+
+    Raises:
+        ValueError: a bad start point or limit, or ``target`` is the stream's own bus (or
+            another ``NatsBus`` on the same stream).
+        TypeError: ``target`` is none of the above.
+        InvalidTopicError: the pattern is invalid.
+    """
+    sink, close = _sink(bus, target)
+    count = 0
+    try:
+        async for item in bus.replay(
+            pattern,
+            from_seq=from_seq,
+            from_time=from_time,
+            event_types=event_types,
+            limit=limit,
+        ):
+            result = sink(item)
+            if inspect.isawaitable(result):
+                await result
+            count += 1
+    finally:
+        close()
+    return count
+
+
+def _sink(
+    bus: NatsBus, target: ReplayTarget
+) -> tuple[Callable[[ReplayedEvent], Awaitable[Any] | None], Callable[[], None]]:
+    if isinstance(target, EventBus):
+        if target is bus or _same_stream(bus, target):
+            raise ValueError(
+                "replay_into would publish the history back into the stream it reads "
+                f"({_stream_of(bus)}); replay into another bus (a MemoryBus of the host "
+                "that rebuilds), a handler or a file"
+            )
+        publish = target.publish
+        return (lambda item: publish(item.topic, item.event)), _nothing
+    if isinstance(target, str | os.PathLike):
+        out = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return (lambda item: _write(out, item)), out.close
+    if hasattr(target, "write") and not callable(target):
+        return (lambda item: _write(target, item)), _nothing
+    if callable(target):
+        handler = target
+        return (lambda item: handler(item.topic, item.event)), _nothing
+    raise TypeError(
+        "replay_into needs a handler (topic, event), an EventBus, a path or a text stream, "
+        f"not {type(target).__name__}"
+    )
+
+
+def _write(out: IO[str], item: ReplayedEvent) -> None:
+    out.write(json.dumps(item.to_json()) + "\n")
+
+
+def _nothing() -> None:
+    return None
+
+
+def _stream_of(bus: NatsBus) -> str:
+    return f"stream {bus.stream!r}"
+
+
+def _same_stream(bus: NatsBus, other: EventBus) -> bool:
+    from loom_nats._bus import NatsBus
+
+    return isinstance(other, NatsBus) and other.stream == bus.stream
 
 
 def check_start(from_seq: int | None, from_time: datetime | float | None) -> datetime | None:
@@ -103,18 +251,27 @@ async def replay_stream(
         inactive_threshold=30.0,
         max_ack_pending=-1,
     )
-    await create_consumer(js, stream, config)
+    consumer = await create_consumer(js, stream, config)
+    # What the filter matches from the start point, counted by the server when the
+    # consumer was made: reading that many ends the replay without waiting for a fetch to
+    # time out (the subject's newest event is rarely the stream's).
+    remaining = consumer.num_pending or 0
+    if remaining == 0:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, name)
+        return
     psub = await js.pull_subscribe_bind(name, stream=stream)
     count = 0
     try:
         while True:
             try:
-                messages = await psub.fetch(batch, timeout=2.0)
+                messages = await psub.fetch(min(batch, remaining), timeout=2.0)
             except (NatsTimeout, TimeoutError):
                 return  # nothing left on this subject up to now
             for msg in messages:
                 metadata = msg.metadata
                 seq = metadata.sequence.stream
+                remaining -= 1
                 if seq > end:
                     return
                 try:
@@ -130,6 +287,8 @@ async def replay_stream(
                     return
                 if seq >= end:
                     return
+            if remaining <= 0:
+                return
     finally:
         try:
             await psub.unsubscribe()

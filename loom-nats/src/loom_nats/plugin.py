@@ -3,9 +3,9 @@
 Loaded through the entry point ``nats`` in group ``loom``. It imports nothing heavy (not
 even ``loom_nats``' own modules): each factory imports its module on first call.
 
-Contributes the ``nats`` bus backend, the ``loom nats`` command, and the bench scenarios
-``baseline.nats_raw``, ``nats.publish_1sub``, ``nats.jetstream_publish`` and
-``nats.request_reply``.
+Contributes the ``nats`` bus backend, the ``loom nats`` and ``loom replay`` commands, and
+the bench scenarios ``baseline.nats_raw``, ``nats.publish_1sub``,
+``nats.jetstream_publish`` and ``nats.request_reply``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ def loom_cli_commands() -> list[CliCommand]:
             description="the NATS bus: server and stream status, replay of a topic",
             configure=lazy("loom_nats._cli", "configure"),
             run=lazy("loom_nats._cli", "run"),
-        )
+        ),
+        CliCommand(
+            name="replay",
+            description="replay a topic's history from the NATS stream as JSON lines",
+            configure=lazy("loom_nats._cli", "configure_replay"),
+            run=lazy("loom_nats._cli", "run_replay"),
+        ),
     ]
 
 
