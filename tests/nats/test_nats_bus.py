@@ -401,6 +401,10 @@ async def test_stream_config_refused_and_updated(nats_url, prefix):
         async with make(nats_url, prefix, limits={"max_age": 0, "max_msgs": 1000}) as b:
             config = (await b.stream_info()).config
             assert (config.max_age, config.max_msgs) == (0, 1000)
+        # Off, the stream is the operators': used as it is, its limits untouched.
+        async with make(nats_url, prefix, create_stream=False) as c:
+            config = (await c.stream_info()).config
+            assert (config.max_age, config.max_msgs) == (0, 1000)
         with pytest.raises(StreamConfigError, match="create_stream is off"):
             await make(nats_url, prefix + "none", create_stream=False).start()
     finally:

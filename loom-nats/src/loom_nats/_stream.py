@@ -65,6 +65,9 @@ async def ensure_stream(
 ) -> StreamInfo:
     """Create the stream, or update it when its subjects or limits differ from ``limits``.
 
+    With ``create`` false the stream belongs to its operators: it must exist, and it is
+    used as it is, its limits untouched.
+
     Raises:
         StreamConfigError: the server refused the configuration (overlapping subjects,
             limits beyond the account's, a storage change), or the stream is missing and
@@ -89,7 +92,7 @@ async def ensure_stream(
                 raise _refused(f"to create stream {name!r} over {subjects}", exc) from None
             log.info("created JetStream stream %s over %s", name, subjects)
             return info
-        if _same(info.config, wanted):
+        if not create or _same(info.config, wanted):
             return info
         try:
             info = await js.update_stream(wanted)
