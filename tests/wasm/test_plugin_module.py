@@ -238,6 +238,8 @@ def test_bench_scenarios_run_at_a_tiny_scale(name, loom_host, register_plugin):
     assert set(metrics) == {
         "p50_us",
         "p99_us",
+        "thread_p50_us",
+        "thread_p99_us",
         "inline_p50_us",
         "inline_p99_us",
         "direct_p50_us",

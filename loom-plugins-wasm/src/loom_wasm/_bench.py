@@ -5,9 +5,13 @@ with ``{"text": "hello world"}``, sequentially, through an
 :class:`~loom.actions.ActionBroker`: input validation, the call and the output's JSON
 check are all in the figure. Each scenario reports, in µs per call:
 
-- ``p50_us`` / ``p99_us``: the default, the call on a worker thread;
+- ``p50_us`` / ``p99_us``: the default policy. A fresh-Store plugin runs on a worker
+  thread; a reused-instance plugin's tiny calls run inline, on the leash of the policy's
+  ``inline_max_ms`` (see :mod:`loom_wasm._inline`);
+- ``thread_p50_us`` / ``thread_p99_us``: ``inline_max_ms = 0``, every call on a worker
+  thread;
 - ``inline_p50_us`` / ``inline_p99_us``: the policy's ``inline_max_ms`` covering the
-  plugin's deadline, so the call runs on the event loop's thread;
+  plugin's deadline, so every call runs on the event loop's thread;
 - ``direct_p50_us``: :meth:`WasmPlugin.call` with no broker and no thread (the sandbox's
   own cost);
 - ``python_p50_us``: an async Python capability doing the same work through the same
@@ -43,7 +47,7 @@ reuse_instance = {reuse}
 [limits]
 fuel = 10_000_000
 memory_pages = 16
-timeout_ms = 100
+timeout_ms = {timeout_ms}
 [[capabilities]]
 name = "text.upper"
 export = "cap_upper"
@@ -54,13 +58,24 @@ required = ["text"]
 """
 
 
-def _plugin(folder: Path, *, reuse: bool, inline: bool) -> WasmPlugin:
+#: Each route's policy and plugin deadline: the default, every call on a thread, every call
+#: inline (which needs a deadline within ``inline_max_ms``). The others get 1 s, so that a
+#: stall of the shared machine does not fail the run.
+_ROUTES = {
+    "": (WasmPolicy(cache=False), 1000),
+    "thread_": (WasmPolicy(cache=False, inline_max_ms=0), 1000),
+    "inline_": (WasmPolicy(cache=False, inline_max_ms=100), 100),
+}
+
+
+def _plugin(folder: Path, *, reuse: bool, route: str) -> WasmPlugin:
+    policy, timeout_ms = _ROUTES[route]
+    folder.mkdir(exist_ok=True)
     source = resources.files("loom_wasm").joinpath("_guests/text_tools.wat").read_text()
     (folder / "text_tools.wat").write_text(source)
     manifest = folder / "bench.wasm.toml"
-    text = _MANIFEST.format(reuse=str(reuse).lower())
+    text = _MANIFEST.format(reuse=str(reuse).lower(), timeout_ms=timeout_ms)
     manifest.write_text(f'module = "text_tools.wat"\n{text}')
-    policy = WasmPolicy(cache=False, inline_max_ms=100 if inline else 0)
     return load_plugin(manifest, policy)
 
 
@@ -92,18 +107,15 @@ async def _scenario(scale: float, *, reuse: bool) -> list[Figure]:
     n = max(200, int(5000 * scale))
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="loom-wasm-bench-") as tmp:
-        for inline in (False, True):
-            folder = Path(tmp) / ("inline" if inline else "thread")
-            folder.mkdir()
-            plugin = _plugin(folder, reuse=reuse, inline=inline)
+        for prefix in _ROUTES:
+            plugin = _plugin(Path(tmp) / (prefix or "default"), reuse=reuse, route=prefix)
             async with ActionBroker() as broker:
                 for provider in plugin.providers():
                     broker.register(provider)
                 values = await _latencies(broker, "text.upper", n)
-            prefix = "inline_" if inline else ""
             figures.append(Figure(f"{prefix}p50_us", percentile(values, 0.50), "us"))
             figures.append(Figure(f"{prefix}p99_us", percentile(values, 0.99), "us"))
-        plugin = _plugin(Path(tmp) / "inline", reuse=reuse, inline=False)
+        plugin = _plugin(Path(tmp) / "direct", reuse=reuse, route="thread_")
         try:
             direct = []
             for _ in range(n):

@@ -10,6 +10,7 @@ failure other than one the guest reported itself.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ __all__ = ["CoreRunner"]
 #: WASI errno "not supported", returned by the stubs.
 ENOTSUP = 58
 _STDERR_CAP = 4096
-_MASK64 = (1 << 64) - 1
+_u64 = ctypes.c_uint64
 _ERROR_FLAG = 1 << 31
 
 
@@ -71,7 +72,16 @@ def _link(module: wasmtime.Module, shape: CoreShape, clock: bool) -> wasmtime.In
 class _Live:
     """One instance in its own Store."""
 
-    __slots__ = ("alloc", "funcs", "instance", "memory", "stderr", "store", "store_cap")
+    __slots__ = (
+        "alloc",
+        "context",
+        "funcs",
+        "instance",
+        "memory",
+        "stderr",
+        "store",
+        "store_cap",
+    )
 
     def __init__(self, runner: CoreRunner, fuel: int, ticks: int) -> None:
         import wasmtime
@@ -91,21 +101,20 @@ class _Live:
                 self.stderr = _Capped()
                 config.stderr_custom = self.stderr
                 store.set_wasi(config)
-            store.set_fuel(fuel)
-            store.set_epoch_deadline(ticks)
+            self.context = fast.context_of(store)
+            fast.arm(self.context, _u64(fuel), _u64(ticks))
             self.instance = instance = fast.instantiate(runner.pre, store)
             self.memory = instance.memory()
             self.alloc = instance.func("cap_alloc", 1, 1)
-            self.funcs = {name: instance.func(name, 2, 1) for name in runner.exports}
+            self.funcs: dict[str, fast.BoundFunc] = {}  # bound on first use
             if runner.shape.initialize:
-                instance.func("_initialize", 0, 0)()
+                instance.func("_initialize", 0, 0).call0()
         except BaseException:
             store.close()
             raise
 
-    def arm(self, fuel: int, ticks: int) -> None:
-        self.store.set_fuel(fuel)
-        self.store.set_epoch_deadline(ticks)
+    def arm(self, fuel: ctypes.c_uint64, ticks: ctypes.c_uint64) -> None:
+        fast.arm(self.context, fuel, ticks)
 
     def memory_size(self) -> int | None:
         return self.memory.size() if self.memory is not None else None
@@ -116,7 +125,7 @@ class _Live:
             self.stderr.data.clear()
         size = len(payload)
         try:
-            ptr = self.alloc(size).i32 & 0xFFFF_FFFF
+            ptr = self.alloc.i32(size) & 0xFFFF_FFFF
         except Exception as exc:
             cap = self.store_cap
             if size + self.memory.size() > cap:
@@ -130,7 +139,10 @@ class _Live:
             self.memory.write(ptr, payload)
         except fast.OutOfBounds as exc:
             raise CallFailure(ErrorKind.ABI, f"cap_alloc({size}) returned {ptr}: {exc}") from None
-        packed = self.funcs[export](ptr, size).i64 & _MASK64
+        func = self.funcs.get(export)
+        if func is None:
+            func = self.funcs[export] = self.instance.func(export, 2, 1)
+        packed = func.i64_of_2(ptr, size)
         out_ptr, low = packed >> 32, packed & 0xFFFF_FFFF
         out_len = low & ~_ERROR_FLAG
         if out_len > max_output:
@@ -172,6 +184,12 @@ class CoreRunner:
         self._pool: list[_Live] = []
         self._lock = threading.Lock()
         self._closed = False
+        # read on every call
+        self._reuse = granted.reuse
+        self._fuel = granted.limits.fuel
+        self._fuel_arg = _u64(self._fuel)
+        self._max_output = granted.limits.max_output_bytes
+        self._ticker = ticker()
         close_at_exit(self)
 
     def probe(self) -> None:
@@ -192,7 +210,7 @@ class CoreRunner:
                 )
                 raise ValueError(f"instantiation failed: {failure.message}") from exc
             try:
-                version = live.instance.func("cap_abi_version", 0, 1)().i32
+                version = live.instance.func("cap_abi_version", 0, 1).i32()
             except Exception as exc:
                 raise ValueError(f"cap_abi_version() failed: {exc}") from exc
             finally:
@@ -216,15 +234,14 @@ class CoreRunner:
         Raises:
             CallFailure: classified.
         """
-        limits = self.granted.limits
-        fuel = limits.fuel
+        fuel = self._fuel
         ticks = deadline_ticks(budget_ms)
-        clock = ticker()
+        clock = self._ticker
         clock.enter()
         try:
             live = self._take(fuel, ticks, timeout_ms)
             try:
-                data = live.run(export, payload, limits.max_output_bytes)
+                data = live.run(export, payload, self._max_output)
             except CallFailure as reported:
                 self._put(live, keep=not reported.discard)
                 raise
@@ -247,11 +264,11 @@ class CoreRunner:
             clock.leave()
 
     def _take(self, fuel: int, ticks: int, timeout_ms: int) -> _Live:
-        if self.granted.reuse:
-            with self._lock:
+        if self._reuse:
+            with self._lock:  # close() takes the pool under this lock
                 live = self._pool.pop() if self._pool else None
             if live is not None:
-                live.arm(fuel, ticks)
+                live.arm(self._fuel_arg, _u64(ticks))
                 return live
         try:
             return _Live(self, fuel, ticks)
@@ -261,7 +278,7 @@ class CoreRunner:
             ) from exc
 
     def _put(self, live: _Live, *, keep: bool) -> None:
-        if keep and self.granted.reuse:
+        if keep and self._reuse:
             with self._lock:
                 if not self._closed and len(self._pool) < self.granted.limits.max_concurrency:
                     self._pool.append(live)

@@ -43,6 +43,8 @@ log = logging.getLogger("loom_wasm")
 
 #: Epoch tick: the granularity of every wall-clock deadline, in milliseconds.
 TICK_MS = 2
+#: How long the ticker keeps ticking after the last call ends.
+LINGER_S = 0.5
 
 _lock = threading.Lock()
 _engine: wasmtime.Engine | None = None
@@ -52,27 +54,35 @@ _ENGINE_PROFILE = b"loom-wasm/1 fuel epoch component-model"
 
 
 class Ticker:
-    """Advances an engine's epoch every tick while at least one call is running."""
+    """Advances an engine's epoch every tick while calls run, and a while after.
+
+    ``enter`` and ``leave`` are on every call's path, so they take a plain lock and wake
+    the thread only when it is asleep; the thread keeps ticking for :data:`LINGER_S` after
+    the last call ends, so calls made one after another do not wake it each time.
+    """
 
     def __init__(self, engine: wasmtime.Engine, tick_ms: int = TICK_MS) -> None:
         self._engine = engine
         self._tick = tick_ms / 1000
         self._active = 0
+        self._asleep = False
         self._stopped = False
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name="loom-wasm-epoch", daemon=True)
         self._thread.start()
 
     def enter(self) -> None:
         """A call starts: keep ticking until it ends."""
-        with self._cond:
+        with self._lock:
             self._active += 1
-            if self._active == 1:
+            if self._asleep:
+                self._asleep = False
                 self._cond.notify()
 
     def leave(self) -> None:
         """A call ended."""
-        with self._cond:
+        with self._lock:
             self._active -= 1
 
     def stop(self) -> None:
@@ -87,10 +97,17 @@ class Ticker:
         # (timer slack, a busy machine), and deadlines count ticks.
         clock = time.monotonic
         owed = 0.0  # ticks elapsed and not yet counted
+        busy_until = 0.0
         while True:
+            now = clock()
             with self._cond:
-                while self._active == 0 and not self._stopped:
-                    self._cond.wait()
+                if self._active:
+                    busy_until = now + LINGER_S
+                elif now >= busy_until:
+                    self._asleep = True
+                    while self._asleep and not self._stopped:
+                        self._cond.wait()
+                    owed = 0.0
                 if self._stopped:
                     return
             started = clock()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -12,6 +14,7 @@ from loom_wasm._classify import CallFailure
 from loom_wasm._engine import TICK_MS
 from loom_wasm._errors import ErrorKind, call_error
 from loom_wasm._gate import Busy, Gate
+from loom_wasm._inline import CostWatch
 from loom_wasm._manifest import CapabilitySpec, PluginManifest
 from loom_wasm._policy import Granted
 
@@ -22,6 +25,19 @@ __all__ = ["GRACE_S", "Runner", "WasmPlugin"]
 
 #: Extra wait beyond a call's deadline before the caller gives up on its worker thread.
 GRACE_S = 0.25 + TICK_MS / 1000
+
+_decode = json.JSONDecoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    spec: CapabilitySpec
+    export: str
+    watch: CostWatch | None
+
+
+class _Leashed(Exception):  # internal: an inline call outran the leash, run it on a worker
+    """The inline leash, not the call's own deadline, stopped the call."""
 
 
 class Runner(Protocol):
@@ -71,6 +87,12 @@ class WasmPlugin:
         self.cache = cache
         self._runner = runner
         self._gate = Gate(manifest.name, granted.limits.max_concurrency)
+        self._leash_ms = granted.inline_leash_ms
+        self._caps: dict[tuple[str, str], _Cap] = {}
+        for spec in reversed(manifest.capabilities):  # the first listed wins for ""
+            cap = _Cap(spec, manifest.export_of(spec), CostWatch() if self._leash_ms else None)
+            self._caps[spec.name, spec.version] = cap
+            self._caps[spec.name, ""] = cap
         self._users = 0
         self._closed = False
 
@@ -90,9 +112,12 @@ class WasmPlugin:
         Raises:
             CapabilityError: ``NOT_FOUND`` when the plugin has no such capability.
         """
-        for spec in self.manifest.capabilities:
-            if spec.name == name and (not version or spec.version == version):
-                return spec
+        return self._cap(name, version).spec
+
+    def _cap(self, name: str, version: str) -> _Cap:
+        cap = self._caps.get((name, version))
+        if cap is not None:
+            return cap
         offered = ", ".join(f"{s.name} {s.version}" for s in self.manifest.capabilities)
         raise CapabilityError(
             ErrorCode.NOT_FOUND,
@@ -100,11 +125,27 @@ class WasmPlugin:
             f"{f' version {version!r}' if version else ''}; it offers {offered}",
         )
 
+    def cost_watch(self, name: str, version: str = "") -> CostWatch | None:
+        """A capability's observed cost, or None when it never goes inline on it.
+
+        Raises:
+            CapabilityError: ``NOT_FOUND`` when the plugin has no such capability.
+        """
+        return self._cap(name, version).watch
+
     def _timeout_ms(self, timeout_ms: int | None) -> int:
         limit = self.granted.limits.timeout_ms
         return min(limit, timeout_ms) if timeout_ms and timeout_ms > 0 else limit
 
-    def _run(self, spec: CapabilitySpec, payload: bytes, timeout_ms: int, deadline: float) -> bytes:
+    def _run(
+        self, cap: _Cap, payload: bytes, timeout_ms: int, deadline: float, leash_ms: int
+    ) -> bytes:
+        """Run one call in this thread; ``leash_ms`` (if not 0) cuts its deadline.
+
+        Raises:
+            CallFailure: classified.
+            _Leashed: the leash stopped it (its own deadline had not passed).
+        """
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             raise CallFailure(
@@ -112,11 +153,21 @@ class WasmPlugin:
                 f"its {timeout_ms} ms deadline passed while the call waited for a worker",
                 {"timeout_ms": str(timeout_ms)},
             )
-        export = self.manifest.export_of(spec)
-        data = self._runner.call(export, payload, remaining_ms, timeout_ms)
+        leashed = 0 < leash_ms < remaining_ms
         try:
-            json.loads(data)
-        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            data = self._runner.call(
+                cap.export,
+                payload,
+                leash_ms if leashed else remaining_ms,
+                leash_ms if leashed else timeout_ms,
+            )
+        except CallFailure as failure:
+            if leashed and failure.kind is ErrorKind.TIMEOUT:
+                raise _Leashed from None
+            raise
+        try:
+            _decode(data.decode())  # UnicodeDecodeError is a ValueError too
+        except ValueError as exc:
             preview = data[:80].decode("utf-8", "replace")
             raise CallFailure(
                 ErrorKind.OUTPUT,
@@ -159,39 +210,67 @@ class WasmPlugin:
             CapabilityError: ``CAPABILITY_ERROR`` with ``details["kind"]`` (an
                 :class:`ErrorKind`), ``NOT_FOUND``, or a code the guest chose.
         """
-        spec = self.capability(capability, version)
-        self._check_open(spec)
+        cap = self._cap(capability, version)
+        self._check_open(cap.spec)
         timeout = self._timeout_ms(timeout_ms)
         deadline = time.monotonic() + timeout / 1000
         try:
-            return self._run(spec, payload, timeout, deadline)
+            return self._run(cap, payload, timeout, deadline, 0)
         except CallFailure as failure:
-            raise self._error(spec, failure) from None
+            raise self._error(cap.spec, failure) from None
 
     async def invoke(
         self, capability: str, payload: bytes, *, timeout_ms: int | None = None, version: str = ""
     ) -> bytes:
-        """Run a capability on a worker thread, off the event loop; same contract as :meth:`call`.
+        """Run a capability off the event loop (or inline: below); same contract as :meth:`call`.
 
-        With ``granted.inline`` (a deadline within the policy's ``inline_max_ms``) the call
-        runs on the event loop's thread instead, blocking it for at most that deadline.
-        Otherwise at most ``limits.max_concurrency`` calls of this plugin run at once and a
-        bounded number wait; beyond that, or after :meth:`close`, the call fails
-        ``PROVIDER_UNAVAILABLE`` (retryable).
+        At most ``limits.max_concurrency`` calls of this plugin run at once on its worker
+        threads and a bounded number wait; beyond that, or after :meth:`close`, the call
+        fails ``PROVIDER_UNAVAILABLE`` (retryable). Two cases run on the event loop's thread
+        instead, blocking it for at most the policy's ``inline_max_ms``: every call when
+        ``granted.inline`` (the plugin's deadline is within it), and, when
+        ``granted.inline_leash_ms``, the calls of a capability seen to be tiny (a call that
+        outruns the leash is re-run on a worker; see :class:`~loom_wasm._inline.CostWatch`).
         """
-        spec = self.capability(capability, version)
-        self._check_open(spec)
+        cap = self._cap(capability, version)
+        spec = cap.spec
+        if self._closed:
+            self._check_open(spec)
         timeout = self._timeout_ms(timeout_ms)
         deadline = time.monotonic() + timeout / 1000
+        watch = cap.watch
         if self.granted.inline:
             try:
-                return self._run(spec, payload, timeout, deadline)
+                return self._run(cap, payload, timeout, deadline, 0)
             except CallFailure as failure:
                 raise self._error(spec, failure) from None
+        if watch is not None and watch.inline:
+            started = time.perf_counter()
+            try:
+                data = self._run(cap, payload, timeout, deadline, self._leash_ms)
+            except _Leashed:
+                # Run it again on a worker, below. The epoch can jump several ticks at once
+                # (the ticker thread slept late), so only a call that ran about as long as
+                # the leash proves that the capability is not tiny; a shorter one counts
+                # as what it took.
+                elapsed = time.perf_counter() - started
+                if elapsed * 2000 >= self._leash_ms:
+                    watch.demote()
+                else:
+                    watch.saw_inline(elapsed)
+            except CallFailure as failure:
+                watch.saw_inline(time.perf_counter() - started)
+                raise self._error(spec, failure) from None
+            else:
+                watch.saw_inline(time.perf_counter() - started)
+                return data
+        work = (
+            partial(self._run, cap, payload, timeout, deadline, 0)
+            if watch is None
+            else partial(self._timed_run, cap, watch, payload, timeout, deadline)
+        )
         try:
-            return await self._gate.run(
-                lambda: self._run(spec, payload, timeout, deadline), timeout / 1000 + GRACE_S
-            )
+            return await self._gate.run(work, timeout / 1000 + GRACE_S)
         except CallFailure as failure:
             raise self._error(spec, failure) from None
         except Busy as exc:
@@ -209,6 +288,15 @@ class WasmPlugin:
                 {"timeout_ms": str(timeout)},
             )
             raise self._error(spec, late) from None
+
+    def _timed_run(
+        self, cap: _Cap, watch: CostWatch, payload: bytes, timeout: int, deadline: float
+    ) -> bytes:
+        started = time.perf_counter()
+        try:
+            return self._run(cap, payload, timeout, deadline, 0)
+        finally:
+            watch.saw(time.perf_counter() - started)
 
     def providers(self) -> list[WasmProvider]:
         """One :class:`~loom_wasm.WasmProvider` per capability; the last one closed closes this."""
@@ -245,6 +333,7 @@ class WasmPlugin:
             "cache": self.cache,
             "reuse_instance": granted.reuse,
             "inline": granted.inline,
+            "inline_leash_ms": granted.inline_leash_ms,
             "limits": granted.limits.model_dump(),
             "granted": {
                 "dirs": [

@@ -53,10 +53,13 @@ class WasmPolicy(BaseModel):
         cache_dir: where compiled modules are cached (owned by this user, not writable
             by others); None means ``$XDG_CACHE_HOME/loom/wasm`` (or ``~/.cache/...``).
         cache: set False to compile on every load.
-        inline_max_ms: plugins whose deadline (``limits.timeout_ms``) is at most this run
-            on the calling thread, the event loop included, instead of a worker thread: a
-            call then blocks the loop for at most that long, and saves the thread handoff
-            (tens of µs; see docs/wasm.md). 0, the default, never runs inline.
+        inline_max_ms: the longest one call may run on the calling thread, the event loop
+            included, instead of a worker thread (saving the thread handoff, about 45 µs;
+            see docs/wasm.md). A plugin whose deadline (``limits.timeout_ms``) is at most
+            this always runs inline. A reused-instance plugin without writable directories
+            runs a capability inline once its calls are seen to be tiny, with its deadline
+            cut to this; a call stopped by that cut is re-run on a worker. 0 never runs
+            inline.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,7 +75,7 @@ class WasmPolicy(BaseModel):
     max_concurrency: int = Field(default=16, gt=0)
     cache_dir: str | None = None
     cache: bool = True
-    inline_max_ms: int = Field(default=0, ge=0, le=100)
+    inline_max_ms: int = Field(default=2, ge=0, le=100)
 
 
 def load_policy(path: str | Path) -> WasmPolicy:
@@ -114,9 +117,14 @@ class Granted:
         env: environment variables and their values, read at load time.
         clock: the guest may read clocks.
         reuse: one instance serves many calls.
-        inline: calls run on the caller's thread (``WasmPolicy.inline_max_ms``).
+        inline: every call runs on the caller's thread: its deadline is within the
+            policy's ``inline_max_ms``.
         limits: the per-call limits in force.
         refused: one line per refused grant.
+        inline_leash_ms: when not 0, a capability whose calls are seen to be tiny runs
+            inline with its deadline cut to this (the policy's ``inline_max_ms``); a call
+            the cut stops is re-run on a worker. Only for reused instances of core modules
+            without writable directories (a call may then run twice).
     """
 
     dirs: tuple[GrantedDir, ...]
@@ -126,6 +134,7 @@ class Granted:
     inline: bool
     limits: Limits
     refused: tuple[str, ...] = field(default=())
+    inline_leash_ms: int = 0
 
 
 _LIMITS = (
@@ -210,5 +219,11 @@ def resolve_grants(manifest: PluginManifest, manifest_path: Path, policy: WasmPo
     reuse = manifest.reuse_instance and policy.reuse
     if manifest.reuse_instance and not reuse:
         refused.append("instance reuse: not allowed by the policy (a fresh instance per call)")
-    inline = limits.timeout_ms <= policy.inline_max_ms
-    return Granted(tuple(dirs), tuple(env), clock, reuse, inline, limits, tuple(refused))
+    # Inline calls need a guest the epoch deadline always stops: a component with the clock
+    # can sleep in a host call, which the deadline does not interrupt.
+    interruptible = manifest.abi == "cap-v1" or not clock
+    inline = interruptible and limits.timeout_ms <= policy.inline_max_ms
+    leash = 0
+    if reuse and not inline and manifest.abi == "cap-v1" and not any(d.writable for d in dirs):
+        leash = policy.inline_max_ms
+    return Granted(tuple(dirs), tuple(env), clock, reuse, inline, limits, tuple(refused), leash)

@@ -43,7 +43,9 @@ class WasmProvider(Provider):
     """Runs one capability of a loaded :class:`~loom_wasm.WasmPlugin` for the ActionBroker.
 
     Each call runs in a fresh sandbox (or a re-armed reused instance, when the manifest
-    declares the plugin stateless and the policy allows it) on a worker thread. Failures
+    declares the plugin stateless and the policy allows it) on a worker thread, or inline
+    on the event loop's thread within the policy's ``inline_max_ms`` (see
+    :meth:`WasmPlugin.invoke`). Failures
     raise :class:`~loom.actions.CapabilityError`: ``CAPABILITY_ERROR`` with
     ``details["kind"]`` one of fuel, timeout, memory, trap, abi, output or guest;
     ``PROVIDER_UNAVAILABLE`` (retryable) when the plugin is saturated or closed.

@@ -61,6 +61,29 @@
     (loop $forever (br $forever))
     (unreachable))
 
+  ;; a cost chosen by the input: the decimal digits in it give a number of empty loop turns,
+  ;; then the input is echoed; an input starting "-" loops forever
+  (func (export "cap_work") (param $ptr i32) (param $len i32) (result i64)
+    (local $i i32) (local $n i32) (local $c i32)
+    (if (i32.and (i32.gt_u (local.get $len) (i32.const 0))
+                 (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 45)))
+      (then (loop $forever (br $forever))))
+    (block $parsed
+      (loop $digits
+        (br_if $parsed (i32.ge_u (local.get $i) (local.get $len)))
+        (local.set $c (i32.sub (i32.load8_u (i32.add (local.get $ptr) (local.get $i)))
+                               (i32.const 48)))
+        (if (i32.lt_u (local.get $c) (i32.const 10))
+          (then (local.set $n (i32.add (i32.mul (local.get $n) (i32.const 10)) (local.get $c)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $digits)))
+    (block $spun
+      (loop $turn
+        (br_if $spun (i32.eqz (local.get $n)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $turn)))
+    (call $pack (local.get $ptr) (local.get $len)))
+
   ;; a memory bomb: grow a page at a time until refused, then give up with a trap
   (func (export "cap_grow") (param i32 i32) (result i64)
     (loop $more (br_if $more (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0))))
