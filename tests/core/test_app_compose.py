@@ -444,3 +444,51 @@ def test_a_plugin_may_have_a_section_of_its_own(tmp_path, loom_host, register_pl
     assert app.config.dashboard == {"port": 3030}
     assert app.section("nothing") == {}
     assert app.section("mcp") == {"servers": []}
+
+
+class CheckedDashboard:
+    """A plugin that checks its own section through ``loom_app_check``."""
+
+    @hookimpl
+    def loom_app_check(self, config):
+        from loom.app import ConfigIssue
+
+        port = config.plugin_sections.get("dashboard", {}).get("port")
+        if port is not None and not isinstance(port, int):
+            return [ConfigIssue("dashboard.port", f"expected an integer, got {port!r}")]
+        return None
+
+
+class BrokenCheck:
+    @hookimpl
+    def loom_app_check(self, config):
+        raise RuntimeError("the check itself is broken")
+
+
+class WrongCheck:
+    @hookimpl
+    def loom_app_check(self, config):
+        return ["not an issue"]
+
+
+def test_a_plugin_checks_its_own_section_before_anything_starts(
+    tmp_path, loom_host, register_plugin
+):
+    register_plugin(CheckedDashboard(), "dashboard")
+    error = _plan_error(_app(tmp_path, '[app]\nname = "a"\n[dashboard]\nport = "x"\n', loom_host))
+    assert error.keys == ["dashboard.port"]
+    assert "dashboard.port: expected an integer, got 'x'" in str(error)
+    _app(tmp_path, '[app]\nname = "a"\n[dashboard]\nport = 3030\n', loom_host).plan()
+
+
+def test_a_failing_or_malformed_check_is_reported_and_the_others_still_run(
+    tmp_path, loom_host, register_plugin
+):
+    register_plugin(BrokenCheck(), "broken")
+    register_plugin(WrongCheck(), "wrong")
+    register_plugin(CheckedDashboard(), "dashboard")
+    error = _plan_error(_app(tmp_path, '[app]\nname = "a"\n[dashboard]\nport = "x"\n', loom_host))
+    assert error.keys == ["dashboard.port"]
+    failures = {(f.plugin, f.hook): f.error for f in loom_host.failures}
+    assert "the check itself is broken" in failures["broken", "loom_app_check"]
+    assert "not a ConfigIssue" in failures["wrong", "loom_app_check"]

@@ -29,6 +29,7 @@ def test_specs_cover_every_part_of_the_design():
         "loom_agent_types",
         "loom_cli_commands",
         "loom_bench_scenarios",
+        "loom_app_check",
         "loom_app_startup",
         "loom_app_shutdown",
     }
@@ -48,8 +49,10 @@ def test_spec_is_documented_in_docs(name):
 
 
 def test_every_spec_is_a_contribution_or_lifecycle_hook():
-    # Contribution hooks are exercised below; lifecycle hooks in test_host.py.
-    assert set(SPECS) == set(CONTRIBUTION_HOOKS) | {"loom_app_startup", "loom_app_shutdown"}
+    # Contribution hooks are exercised below; lifecycle hooks in test_host.py, the config
+    # check in test_app_config.py.
+    lifecycle = {"loom_app_check", "loom_app_startup", "loom_app_shutdown"}
+    assert set(SPECS) == set(CONTRIBUTION_HOOKS) | lifecycle
 
 
 def test_every_contribution_hook_is_collected_by_its_facade_method(loom_host, register_plugin):

@@ -226,6 +226,35 @@ def loom_bench_scenarios() -> Iterable[BenchScenario] | None:
 
 
 @hookspec
+def loom_app_check(config: Any) -> Iterable[Any] | None:
+    """Called when an app's configuration is resolved (``loom run --check``, and before
+    every start), before anything starts: a plugin checks its own table of ``loom.toml``.
+
+    Implementations are called one by one; a failing one is reported with the plugin's name
+    and the app is resolved without its checks.
+
+    Args:
+        config: the validated :class:`loom.app.AppConfig` (``config.plugin_sections``).
+
+    Returns:
+        The problems found, as :class:`loom.app.ConfigIssue` records (each naming its key
+        path, such as ``nats.mesh.expire_after_s``); None or empty when there are none.
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def loom_app_check(config):
+                table = config.plugin_sections.get("myplugin", {})
+                if "port" in table and not isinstance(table["port"], int):
+                    return [ConfigIssue("myplugin.port", "expected an integer")]
+                return None
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def loom_app_startup(app: Any) -> Awaitable[None] | None:
     """Called once when an app starts, after its bus and broker exist, before agents run.
 

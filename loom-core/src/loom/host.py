@@ -291,6 +291,26 @@ class PluginHost:
             for record in records:
                 yield plugin_name, record
 
+    def app_checks(self, config: Any) -> list[Any]:
+        """Run ``loom_app_check`` on every plugin: the issues they return, flattened.
+
+        A plugin that raises, or returns something other than issues (objects with a
+        string ``key`` and ``message``), is recorded as failing in that hook.
+        """
+        issues: list[Any] = []
+        for plugin, result in self._call_each("loom_app_check", {"config": config}):
+            if result is None:
+                continue
+            found = list(result) if isinstance(result, Iterable) else [result]
+            bad = [i for i in found if not _is_issue(i)]
+            if bad:
+                origin = self._origins.get(plugin, (None, None))
+                error = TypeError(f"loom_app_check returned {bad[0]!r}, not a ConfigIssue")
+                self._fail(plugin, *origin, "loom_app_check", error)
+                continue
+            issues.extend(found)
+        return issues
+
     # -- lifecycle ------------------------------------------------------------------------
 
     async def startup(self, app: Any) -> None:
@@ -467,3 +487,9 @@ def _as_records(result: object, record_type: type[C], hook_name: str, plugin: st
                 hook=hook_name,
             )
     return records
+
+
+def _is_issue(value: object) -> bool:
+    return isinstance(getattr(value, "key", None), str) and isinstance(
+        getattr(value, "message", None), str
+    )

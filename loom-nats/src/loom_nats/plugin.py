@@ -3,12 +3,15 @@
 Loaded through the entry point ``nats`` in group ``loom``. It imports nothing heavy (not
 even ``loom_nats``' own modules): each factory imports its module on first call.
 
-Contributes the ``nats`` bus backend, the ``loom nats`` and ``loom replay`` commands, and
-the bench scenarios ``baseline.nats_raw``, ``nats.publish_1sub``,
-``nats.jetstream_publish`` and ``nats.request_reply``.
+Contributes the ``nats`` bus backend, the ``loom nats`` and ``loom replay`` commands, the
+bench scenarios ``baseline.nats_raw``, ``nats.publish_1sub``, ``nats.jetstream_publish``
+and ``nats.request_reply``, and, through the app lifecycle hooks, the capability mesh of an
+app whose ``loom.toml`` has a ``[nats.mesh]`` table (see ``loom_nats._app``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from loom.contributions import BenchScenario, BusBackend, CliCommand, lazy
 from loom.hookspecs import hookimpl
@@ -81,3 +84,48 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             "request/reply round trip between two NatsBus instances (Realtime)",
         ),
     ]
+
+
+@hookimpl
+def loom_app_check(config: Any) -> list[Any] | None:
+    """The problems of the app's ``[nats]`` table (``loom.app.ConfigIssue``, each naming
+    its key), or None when the app has no such table."""
+    sections = getattr(config, "plugin_sections", None)
+    if not isinstance(sections, dict) or "nats" not in sections:
+        return None
+    from loom_nats._app import check_config
+
+    return list(check_config(config))
+
+
+@hookimpl
+async def loom_app_startup(app: Any) -> None:
+    """Start the capability mesh when the app's ``loom.toml`` has a ``[nats.mesh]`` table.
+
+    The mesh announces the app's own capabilities and agents to the other hosts on its
+    NATS bus and registers theirs in its broker and agent directory. A bad table stops
+    the app at once (reason ``failed``, the message naming the key) and is reported as
+    this plugin's failure.
+    """
+    section = app.section("nats") if hasattr(app, "section") else None
+    if not section:
+        return
+    from loom.app import AppConfigError, StopReason
+    from loom_nats._app import start_mesh
+
+    try:
+        await start_mesh(app)
+    except AppConfigError as exc:
+        app.request_stop(StopReason.FAILED, str(exc))
+        raise
+
+
+@hookimpl
+async def loom_app_shutdown(app: Any) -> None:
+    """Stop the app's capability mesh: it says goodbye to the other hosts first."""
+    extensions = getattr(app, "extensions", None)
+    if not isinstance(extensions, dict) or "nats.mesh" not in extensions:
+        return
+    from loom_nats._app import stop_mesh
+
+    await stop_mesh(app)

@@ -147,6 +147,8 @@ class _Resolver(ModelResolver, CapabilityResolver, AgentResolver):
                     f"only a plugin's own section may be added (loaded plugins: "
                     f"{loaded or 'none'})",
                 )
+        for issue in self.host.app_checks(self.config):
+            self.issue(issue.key, issue.message)
 
     # -- telemetry -----------------------------------------------------------------------
 
