@@ -293,9 +293,11 @@ async def test_garbage_bytes_end_that_stream_only(bridge, raw):
         "/loom.v1.Bridge/EventStream", request_serializer=None, response_deserializer=None
     )()
     await garbage.write(b"\xff\xfe not a protobuf \x00\x01")
+    first = bridge_pb2.ServerEvent.FromString(await asyncio.wait_for(garbage.read(), 5))
+    assert first.err.code == ErrorCode.INVALID_ARGUMENT  # the err, then the status
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await asyncio.wait_for(garbage.read(), 5)
-    assert caught.value.code() is not grpc.StatusCode.OK
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert (await client.heartbeat(1)).status == "ok"
     assert (await raw().register("after", ["t"])).success
 

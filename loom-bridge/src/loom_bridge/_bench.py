@@ -7,9 +7,11 @@ baseline alike, over 127.0.0.1, so the figures compare like with like:
   as bytes): ``stream_throughput`` (server -> client messages/s on one bidi stream) and
   ``unary_p50_us`` (one unary echo round trip).
 - ``bridge.push``: events published on the server's bus, delivered to a remote agent's
-  link (decoded to :class:`~loom.Event`): events/s.
-- ``bridge.publish``: a remote agent's link publishes, a subscriber on the server's bus
-  reads: events/s.
+  link (decoded to :class:`~loom.Event`), one ``delivery`` message each: events/s.
+- ``bridge.push_batched``: the same with the link asking for ``delivery_batch`` messages.
+- ``bridge.publish``: a remote agent's link publishes, one ``publish`` message each, a
+  subscriber on the server's bus reads: events/s.
+- ``bridge.publish_batched``: the same with the link sending ``publish_batch`` messages.
 - ``bridge.forward_action``: ForwardAction round trips of a native echo capability through
   the broker: p50 and p99 in µs.
 
@@ -31,7 +33,14 @@ from loom import ActionCall, ActionStatus, Event, QoS
 from loom.bench import Figure, bench_event, percentile
 from loom.bus import MemoryBus
 
-__all__ = ["forward_action", "grpc_raw", "publish", "push"]
+__all__ = [
+    "forward_action",
+    "grpc_raw",
+    "publish",
+    "publish_batched",
+    "push",
+    "push_batched",
+]
 
 _RAW_PAYLOAD = bytes(150)
 _TOPIC = "bench.bridge.tick"
@@ -142,7 +151,13 @@ async def _until_open(server: Any, agent_id: str) -> None:
             await asyncio.sleep(0.001)
 
 
-def _link(address: str, topics: tuple[str, ...], on_delivery: Any) -> Any:
+def _link(
+    address: str,
+    topics: tuple[str, ...],
+    on_delivery: Any,
+    delivery_batch: int = 1,
+    publish_batch: int = 1,
+) -> Any:
     from loom.v1 import bridge_pb2
     from loom_bridge._client_config import ClientConfig
     from loom_bridge._link import BridgeLink
@@ -152,33 +167,58 @@ def _link(address: str, topics: tuple[str, ...], on_delivery: Any) -> Any:
 
     return BridgeLink(
         "bench",
-        ClientConfig(address=address, outbound_queue=1024),
+        ClientConfig(
+            address=address,
+            outbound_queue=1024,
+            delivery_batch=delivery_batch,
+            publish_batch=publish_batch,
+        ),
         registration=registration,
         on_delivery=on_delivery,
     )
 
 
 async def _interleaved(
-    n: int, raw: _RawGrpc, bridge_slice: Callable[[int, int], Awaitable[None]]
+    n: int,
+    raw: _RawGrpc,
+    bridge_slice: Callable[[int, int], Awaitable[None]],
+    slice_size: int = _SLICE,
+    raw_slice: int = _SLICE,
 ) -> tuple[float, float]:
-    """Run ``n`` events in slices, each bridge slice followed by a raw stream slice of the
-    same size; return (bridge events/s, raw messages/s) over the same time window."""
+    """Run ``n`` events in slices of ``slice_size``, each bridge slice followed by a raw
+    stream slice of ``raw_slice`` messages; return (bridge events/s, raw messages/s) over
+    the same time window."""
     bridge_s = raw_s = 0.0
-    done = 0
+    done = raw_done = 0
     while done < n:
-        size = min(_SLICE, n - done)
+        size = min(slice_size, n - done)
         start = time.perf_counter()
         await bridge_slice(done, size)
         bridge_s += time.perf_counter() - start
-        raw_s += await raw.stream(size)
+        raw_s += await raw.stream(raw_slice)
         done += size
-    return n / bridge_s, n / raw_s
+        raw_done += raw_slice
+    return n / bridge_s, raw_done / raw_s
 
 
 async def push(scale: float) -> list[Figure]:
-    """Events published on the server's bus and received by a remote agent's link: events/s
-    (at scale 1.0, 30,000 events, each built by :func:`~loom.bench.bench_event`)."""
-    n = _count(30_000, scale)
+    """Events published on the server's bus and received by a remote agent's link, one
+    upstream ``delivery`` message per event: events/s (at scale 1.0, 30,000 events, each
+    built by :func:`~loom.bench.bench_event`)."""
+    return await _push(_count(30_000, scale), 1, _SLICE)
+
+
+async def push_batched(scale: float) -> list[Figure]:
+    """As :func:`push`, with the link asking for ``delivery_batch`` messages (the SDK's
+    default, 256 deliveries at most per message): events/s (at scale 1.0, 200,000 events)."""
+    from loom_bridge._registration import DEFAULT_DELIVERY_BATCH
+
+    # Slices ten times longer than the raw stream's: a slice of 1,000 events is four
+    # batches, too few for the batches to overlap with publishing.
+    return await _push(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+
+
+async def _push(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
     async with MemoryBus() as bus, _RawGrpc() as raw:
         server = await _bridge(bus)
         received = 0
@@ -191,7 +231,7 @@ async def push(scale: float) -> list[Figure]:
             if received == target:
                 arrived.set()
 
-        link = _link(server.address, (_TOPIC,), on_delivery)
+        link = _link(server.address, (_TOPIC,), on_delivery, delivery_batch)
         try:
             await link.start()
             await _until_open(server, "bench")
@@ -204,7 +244,7 @@ async def push(scale: float) -> list[Figure]:
                     await bus.publish(_TOPIC, bench_event(i))
                 await asyncio.wait_for(arrived.wait(), 60)
 
-            rate, raw_rate = await _interleaved(n, raw, bridge_slice)
+            rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
         finally:
             await link.stop()
             await server.stop()
@@ -215,9 +255,21 @@ async def push(scale: float) -> list[Figure]:
 
 
 async def publish(scale: float) -> list[Figure]:
-    """Events a remote agent's link publishes, read by a Batched subscriber on the server's
-    bus: events/s (at scale 1.0, 30,000 events)."""
-    n = _count(30_000, scale)
+    """Events a remote agent's link publishes, one upstream ``publish`` message each, read by
+    a Batched subscriber on the server's bus: events/s (at scale 1.0, 30,000 events)."""
+    return await _publish(_count(30_000, scale), 1, _SLICE)
+
+
+async def publish_batched(scale: float) -> list[Figure]:
+    """As :func:`publish`, the link sending ``publish_batch`` messages as the bridge offers
+    (the SDK's default, 256 publishes at most per message): events/s (at scale 1.0,
+    200,000 events)."""
+    from loom_bridge._registration import DEFAULT_DELIVERY_BATCH
+
+    return await _publish(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+
+
+async def _publish(n: int, publish_batch: int, slice_size: int) -> list[Figure]:
     async with MemoryBus() as bus, _RawGrpc() as raw:
         server = await _bridge(bus)
         sub = await bus.subscribe(_TOPIC, qos=QoS.BATCHED)
@@ -225,7 +277,7 @@ async def publish(scale: float) -> list[Figure]:
         async def nothing(topic: str, event: Event) -> None:
             return None
 
-        link = _link(server.address, (), nothing)
+        link = _link(server.address, (), nothing, publish_batch=publish_batch)
         try:
             await link.start()
 
@@ -239,7 +291,7 @@ async def publish(scale: float) -> list[Figure]:
                     await link.publish(_TOPIC, bench_event(i))
                 await asyncio.wait_for(reader, 60)
 
-            rate, raw_rate = await _interleaved(n, raw, bridge_slice)
+            rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
         finally:
             await link.stop()
             await server.stop()

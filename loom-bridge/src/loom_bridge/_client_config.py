@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from loom_bridge._config import DEFAULT_ADDRESS, parse_address
 from loom_bridge._errors import BridgeConfigError
+from loom_bridge._registration import DEFAULT_DELIVERY_BATCH
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -70,6 +71,13 @@ class ClientConfig:
         action_timeout_s: how long a ForwardAction whose call names no timeout may take (the
             broker's own default, 30 s, answers first).
         max_message_bytes: the largest message sent or received.
+        delivery_batch: the most deliveries to take in one message: the link asks the
+            bridge for ``delivery_batch`` messages (registration metadata
+            ``loom.delivery_batch``) and unpacks them; 1 asks for upstream's one
+            ``delivery`` per event.
+        publish_batch: the most publishes to send in one ``publish_batch`` message, when
+            the bridge offers them (``loom.publish_batch`` in its ``RegisterAgent`` answer;
+            upstream's does not); 1 sends one ``publish`` per event.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -87,6 +95,8 @@ class ClientConfig:
     call_timeout_s: float = 10.0
     action_timeout_s: float = 30.0
     max_message_bytes: int = 4 * 1024 * 1024
+    delivery_batch: int = DEFAULT_DELIVERY_BATCH
+    publish_batch: int = DEFAULT_DELIVERY_BATCH
 
     def __post_init__(self) -> None:
         parse_address(self.address, "address")
@@ -101,6 +111,10 @@ class ClientConfig:
                 raise BridgeConfigError(name, f"must be above 0, got {getattr(self, name)!r}")
         if self.outbound_queue < 1:
             raise BridgeConfigError("outbound_queue", "must be at least 1")
+        for name in ("delivery_batch", "publish_batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BridgeConfigError(name, f"must be an int >= 1, got {value!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise BridgeConfigError("tls_cert", "a client certificate needs its key, and back")
 

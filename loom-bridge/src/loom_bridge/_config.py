@@ -106,6 +106,11 @@ class BridgeConfig:
             forgotten first); agents with a live stream are always kept.
         duplicate_ids: see :class:`DuplicatePolicy` (its value, ``"refuse"``, works too).
         max_concurrent_rpcs: bound of RPCs the server runs at once (None: no bound).
+        max_delivery_batch: the most deliveries one ``delivery_batch`` message holds, whatever
+            a client asks for (a batch also stays under an eighth of ``max_message_bytes``,
+            counting characters); 1 turns batching off.
+        max_publish_batch: the most publishes one ``publish_batch`` message may hold; the
+            bridge offers it in its ``RegisterAgent`` answer; 1 offers no batches.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -122,12 +127,21 @@ class BridgeConfig:
     max_registrations: int = 1024
     duplicate_ids: DuplicatePolicy = DuplicatePolicy.REPLACE
     max_concurrent_rpcs: int | None = None
+    max_delivery_batch: int = 1024
+    max_publish_batch: int = 1024
 
     def __post_init__(self) -> None:
         parse_address(self.address, "address")
         if self.token is not None and (not self.token or any(c.isspace() for c in self.token)):
             raise BridgeConfigError("token", "must be non-empty and hold no whitespace")
-        for name in ("max_message_bytes", "outbound_queue", "control_queue", "max_inflight_calls"):
+        for name in (
+            "max_message_bytes",
+            "outbound_queue",
+            "control_queue",
+            "max_inflight_calls",
+            "max_delivery_batch",
+            "max_publish_batch",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise BridgeConfigError(name, f"must be an int >= 1, got {value!r}")

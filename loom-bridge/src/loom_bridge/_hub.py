@@ -12,15 +12,17 @@ import logging
 import time
 from collections import OrderedDict
 
-from loom import ActionCall, ActionError, ActionResult, ActionStatus, CapabilityDescriptor
+from loom import ActionError, ActionResult, ActionStatus, CapabilityDescriptor
 from loom.actions import ActionBroker, ErrorCode
 from loom.bus import EventBus
 from loom.directory import AgentDirectory, AgentRecord
 from loom.errors import InvalidEventError, InvalidTopicError, ProtocolError
 from loom.v1 import action_pb2, bridge_pb2
+from loom_bridge._batch import decode_batch
+from loom_bridge._calls import call_from_proto, result_to_proto
 from loom_bridge._config import BridgeConfig, DuplicatePolicy
 from loom_bridge._provider import RemoteCapabilityProvider
-from loom_bridge._registration import Registration
+from loom_bridge._registration import MAX_MESSAGE_BYTES_KEY, PUBLISH_BATCH_KEY, Registration
 from loom_bridge._session import SessionEnd, StreamSession
 from loom_bridge._wire import AGENT_ID_HEADER, error, event_from_proto, pong
 from loom_bridge._wire import ErrorCode as WireCode
@@ -80,6 +82,17 @@ class BridgeHub:
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self.refused_results = 0
+        #: ``publish_batch`` messages taken so far.
+        self.publish_batches = 0
+        # What a RegisterAgent answer offers beyond the upstream wire.
+        self._offer = (
+            {
+                PUBLISH_BATCH_KEY: str(config.max_publish_batch),
+                MAX_MESSAGE_BYTES_KEY: str(config.max_message_bytes),
+            }
+            if config.max_publish_batch > 1
+            else {}
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -146,7 +159,7 @@ class BridgeHub:
             await session.subscribe(self.bus, registration.topics)
             await self._serve(agent_id, registration.capabilities)
             self._list(registration)
-        return bridge_pb2.AgentRegisterResponse(success=True)
+        return bridge_pb2.AgentRegisterResponse(success=True, metadata=self._offer)
 
     def _check_may_register(self, registration: Registration) -> None:
         agent_id = registration.agent_id
@@ -250,7 +263,9 @@ class BridgeHub:
         session.last_seen = time.monotonic()
         kind = message.WhichOneof("msg")
         if kind == "publish":
-            return await self._publish(session, message.publish)
+            return await self.publish(session, message.publish)
+        if kind == "publish_batch":
+            return await self.publish_batch(session, message.publish_batch)
         if kind == "ping":
             session.heartbeating = True
             await session.send(pong())
@@ -268,9 +283,12 @@ class BridgeHub:
             return None  # later acks are ignored, as upstream
         return error(WireCode.INVALID_ARGUMENT, "ClientEvent holds no message (empty oneof msg)")
 
-    async def _publish(
+    async def publish(
         self, session: StreamSession, publish: bridge_pb2.Publish
     ) -> bridge_pb2.ServerEvent | None:
+        """Publish what a stream's ``publish`` carries; return the ``err`` to send back, if
+        any. :meth:`receive` of a ``publish`` message, without its dispatch (the hot path)."""
+        session.last_seen = time.monotonic()
         topic = publish.topic
         if not publish.HasField("event"):
             return error(WireCode.INVALID_ARGUMENT, f"publish to {topic!r} carries no event")
@@ -281,6 +299,37 @@ class BridgeHub:
             return error(WireCode.INVALID_TOPIC, f"publish to {topic!r}: {exc.reason}")
         except (ProtocolError, InvalidEventError) as exc:
             return error(WireCode.INVALID_EVENT, f"publish to {topic!r}: {exc}")
+        return None
+
+    async def publish_batch(
+        self, session: StreamSession, batch: bridge_pb2.EventBatch
+    ) -> bridge_pb2.ServerEvent | None:
+        """Publish the pairs of a ``publish_batch`` in order. A batch that does not decode,
+        or holds more than ``max_publish_batch``, is refused whole (the ``err`` returned); a
+        publish in it that the bus refuses gets its own ``err``, as a ``publish`` would."""
+        session.last_seen = time.monotonic()
+        limit = self.config.max_publish_batch
+        if len(batch.topics) > limit:
+            return error(
+                WireCode.INVALID_ARGUMENT,
+                f"publish_batch of {len(batch.topics)} publishes refused: this bridge takes "
+                f"at most {limit}",
+            )
+        try:
+            items = decode_batch(batch)
+        except ProtocolError as exc:
+            return error(WireCode.INVALID_EVENT, f"publish_batch refused: {exc}")
+        self.publish_batches += 1
+        publish = self.bus.publish
+        for topic, event in items:
+            try:
+                await publish(topic, event)
+            except InvalidTopicError as exc:
+                await session.send(
+                    error(WireCode.INVALID_TOPIC, f"publish to {topic!r}: {exc.reason}")
+                )
+            except InvalidEventError as exc:
+                await session.send(error(WireCode.INVALID_EVENT, f"publish to {topic!r}: {exc}"))
         return None
 
     def heartbeat(self, agent_id: str | None) -> None:
@@ -361,7 +410,7 @@ class BridgeHub:
         if self.broker is None:
             return _broker_error(request.id, "this bridge has no action broker", None)
         try:
-            call = ActionCall.from_proto(request)
+            call = call_from_proto(request)
         except ValueError as exc:
             return _broker_error(request.id, f"malformed ActionCall: {exc}", None)
         if caller and AGENT_ID_HEADER not in call.headers:
@@ -374,16 +423,17 @@ class BridgeHub:
             # Upstream clients expect BROKER_ERROR here; the cause stays in the details,
             # where the SDK reads it back, so remote code sees NOT_FOUND as embedded code does.
             return _broker_error(result.id, result.error.message, ErrorCode.NOT_FOUND)
-        return result.to_proto()
+        return result_to_proto(result)
 
 
 def _broker_error(call_id: str, message: str, cause: str | None) -> action_pb2.ActionResult:
     details = {"cause": cause} if cause else {}
-    return ActionResult(
+    result = ActionResult(
         id=call_id,
         status=ActionStatus.ERROR,
         error=ActionError(BROKER_ERROR, message, details),
-    ).to_proto()
+    )
+    return result_to_proto(result)
 
 
 def _with_peer(registration: Registration, peer: str) -> Registration:

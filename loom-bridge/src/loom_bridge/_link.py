@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import grpc
@@ -22,12 +22,18 @@ import grpc.aio
 
 from loom import ActionCall, ActionError, ActionResult, ActionStatus, Event
 from loom.actions import ErrorCode
-from loom.errors import ProtocolError
+from loom.errors import InvalidEventError, ProtocolError
 from loom.v1 import bridge_pb2
 from loom_bridge._auth import bearer_metadata
+from loom_bridge._batch import decode_batch, fill_batch
+from loom_bridge._calls import call_from_proto, call_to_proto, result_from_proto, result_to_proto
 from loom_bridge._client_config import ClientConfig
 from loom_bridge._errors import BridgeError, NotConnectedError, RegistrationError
-from loom_bridge._session import result_from_proto
+from loom_bridge._registration import (
+    DELIVERY_BATCH_KEY,
+    MAX_MESSAGE_BYTES_KEY,
+    PUBLISH_BATCH_KEY,
+)
 from loom_bridge._wire import (
     AGENT_ID_HEADER,
     EOF,
@@ -52,6 +58,8 @@ TAKE_BATCH = 32
 _CLOSE_GRACE_S = 1.0
 
 Stream = grpc.aio.StreamStreamCall[bridge_pb2.ClientEvent, bridge_pb2.ServerEvent]
+#: What waits to be sent: a publish as ``(topic, event)``, anything else built.
+Outbound = bridge_pb2.ClientEvent | tuple[str, Event]
 DeliveryCallback = Callable[[str, Event], Awaitable[None]]
 ActionCallback = Callable[[ActionCall], Awaitable[ActionResult]]
 
@@ -93,8 +101,16 @@ class BridgeLink:
         self._on_action_call = on_action_call
         self._metadata = bearer_metadata(config.token)
         self._agent_metadata = (*self._metadata, (AGENT_ID_HEADER, agent_id))
-        self._outbound: asyncio.Queue[bridge_pb2.ClientEvent] = asyncio.Queue(config.outbound_queue)
-        self._taken: deque[bridge_pb2.ClientEvent] = deque()  # out of the queue, not written
+        # Publishes wait as (topic, event), encoded when written: one message each, or a
+        # publish_batch of several when the bridge offers it. Other messages wait built.
+        self._outbound: asyncio.Queue[Outbound] = asyncio.Queue(config.outbound_queue)
+        self._taken: deque[Outbound] = deque()  # out of the queue, not written
+        # What this connection's bridge takes in one publish_batch (1: it offers none),
+        # and the size budget of one batch.
+        self._publish_batch = 1
+        self._batch_budget = config.max_message_bytes // 8
+        #: Publishes dropped because their event could not be encoded.
+        self.unencodable = 0
         self._connected = asyncio.Event()
         self._channel: grpc.aio.Channel | None = None
         self._stub: BridgeStub | None = None
@@ -211,17 +227,17 @@ class BridgeLink:
 
         Raises:
             LinkClosed: the link is stopped.
+            InvalidEventError: a field the wire cannot carry (a metadata key or value, a tag,
+                the id or source that is not a str).
         """
         if self._stopping or self.closed:
             raise LinkClosed(f"agent {self.agent_id!r}: cannot publish, the link is closed")
-        message = bridge_pb2.ClientEvent()
-        inner = message.publish
-        inner.topic = topic
-        fill_event(inner.event, event)
+        _check_encodable(event)
+        item = (topic, event)
         try:
-            self._outbound.put_nowait(message)
+            self._outbound.put_nowait(item)
         except asyncio.QueueFull:
-            await self._outbound.put(message)
+            await self._outbound.put(item)
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until every queued message is written, while connected, up to
@@ -246,10 +262,26 @@ class BridgeLink:
         if stub is None or not self.connected:
             return
         response = await stub.RegisterAgent(
-            self._registration(), timeout=self.config.call_timeout_s, metadata=self._metadata
+            self._request(), timeout=self.config.call_timeout_s, metadata=self._metadata
         )
         if not response.success:
             raise RegistrationError(self.agent_id, response.error_message)
+
+    def _accept_offer(self, offer: Mapping[str, str]) -> None:
+        """Batch publishes as far as this connection's bridge offers (upstream: not at all)."""
+        config = self.config
+        offered = _positive(offer.get(PUBLISH_BATCH_KEY))
+        self._publish_batch = min(config.publish_batch, offered or 1)
+        limit = min(config.max_message_bytes, _positive(offer.get(MAX_MESSAGE_BYTES_KEY)) or 0)
+        self._batch_budget = (limit or config.max_message_bytes) // 8
+
+    def _request(self) -> bridge_pb2.AgentRegisterRequest:
+        """The owner's registration, asking for batched deliveries unless it says otherwise."""
+        request = self._registration()
+        batch = self.config.delivery_batch
+        if batch > 1 and DELIVERY_BATCH_KEY not in request.metadata:
+            request.metadata[DELIVERY_BATCH_KEY] = str(batch)
+        return request
 
     async def forward(self, call: ActionCall) -> ActionResult:
         """Run a call through the bridge's broker (ForwardAction).
@@ -267,7 +299,7 @@ class BridgeLink:
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms > 0 else self.config.action_timeout_s
         try:
             message = await stub.ForwardAction(
-                call.to_proto(),
+                call_to_proto(call),
                 timeout=timeout_s + 1.0,  # the broker's own timeout answers first
                 # The caller travels in the call's headers; gRPC metadata costs ~30 µs a call.
                 metadata=self._metadata,
@@ -360,10 +392,11 @@ class BridgeLink:
         stub = self._stub
         assert stub is not None  # set by start()
         response = await stub.RegisterAgent(
-            self._registration(), timeout=self.config.call_timeout_s, metadata=self._metadata
+            self._request(), timeout=self.config.call_timeout_s, metadata=self._metadata
         )
         if not response.success:
             raise RegistrationError(self.agent_id, response.error_message)
+        self._accept_offer(response.metadata)
         call = stub.EventStream(None, metadata=self._agent_metadata)
         self._call = call
         tasks: list[asyncio.Task[None]] = []
@@ -390,6 +423,7 @@ class BridgeLink:
             call.cancel()
 
     async def _read(self, call: Stream) -> None:
+        on_delivery = self._on_delivery
         while True:
             read = await call.read()
             if read is EOF:
@@ -397,7 +431,15 @@ class BridgeLink:
                 raise ConnectionError(f"the bridge closed the stream ({status.name}: {details})")
             message = cast(bridge_pb2.ServerEvent, read)
             kind = message.WhichOneof("msg")
-            if kind == "delivery":
+            if kind == "delivery_batch":
+                try:
+                    items = decode_batch(message.delivery_batch)
+                except ProtocolError as exc:
+                    log.warning("agent %s: dropped a delivery batch: %s", self.agent_id, exc)
+                    continue
+                for topic, event in items:
+                    await on_delivery(topic, event)
+            elif kind == "delivery":
                 inner = message.delivery
                 try:
                     event = event_from_proto(inner.event)
@@ -406,7 +448,7 @@ class BridgeLink:
                         "agent %s: dropped a delivery on %r: %s", self.agent_id, inner.topic, exc
                     )
                     continue
-                await self._on_delivery(inner.topic, event)
+                await on_delivery(inner.topic, event)
             elif kind == "action_call":
                 self._start_call(message.action_call)
             elif kind == "pong":
@@ -429,10 +471,53 @@ class BridgeLink:
                 except asyncio.QueueEmpty:
                     taken.append(await queue.get())
                 # Several at once: a publisher waiting for room wakes once per batch.
-                for _ in range(min(TAKE_BATCH - 1, queue.qsize())):
+                more = max(TAKE_BATCH, self._publish_batch) - 1
+                for _ in range(min(more, queue.qsize())):
                     taken.append(queue.get_nowait())
-            await write(taken[0])
-            taken.popleft()  # written; one that failed stays for the next connection
+            message, count = self._encode(taken)
+            if message is not None:
+                await write(message)
+            for _ in range(count):  # written; what failed stays for the next connection
+                taken.popleft()
+
+    def _encode(self, taken: deque[Outbound]) -> tuple[bridge_pb2.ClientEvent | None, int]:
+        """The next message to write from the head of ``taken`` and how many entries it
+        covers: a built message as it is, a run of publishes as one ``publish_batch`` (when
+        the bridge offers it) or one ``publish``. None: the head could not be encoded (it is
+        dropped, with a warning)."""
+        head = taken[0]
+        if isinstance(head, bridge_pb2.ClientEvent):
+            return head, 1
+        limit = self._publish_batch
+        run: list[tuple[str, Event]] = []
+        if limit > 1:
+            for entry in taken:
+                if isinstance(entry, bridge_pb2.ClientEvent) or len(run) == limit:
+                    break
+                run.append(entry)
+        try:
+            message = bridge_pb2.ClientEvent()
+            if len(run) > 1:
+                return message, fill_batch(message.publish_batch, run, self._batch_budget)
+            inner = message.publish
+            inner.topic = head[0]
+            fill_event(inner.event, head[1])
+            return message, 1
+        except (TypeError, ValueError) as exc:
+            if len(run) > 1:
+                self._publish_batch = 1  # find the culprit: one publish at a time
+                try:
+                    return self._encode(taken)
+                finally:
+                    self._publish_batch = limit
+            self.unencodable += 1
+            log.warning(
+                "agent %s: dropped a publish to %r that cannot be encoded: %s",
+                self.agent_id,
+                head[0],
+                exc,
+            )
+            return None, 1
 
     async def _beat(self) -> None:
         while True:
@@ -449,7 +534,7 @@ class BridgeLink:
     async def _answer(self, message: Any) -> None:
         async with self._call_slots:
             try:
-                call = ActionCall.from_proto(message)
+                call = call_from_proto(message)
             except ValueError as exc:
                 result = _failed(message.id, ActionStatus.ERROR, ErrorCode.INVALID_PARAMS, str(exc))
             else:
@@ -462,7 +547,30 @@ class BridgeLink:
                     )
                 else:
                     result = await self._on_action_call(call)
-            await self._outbound.put(bridge_pb2.ClientEvent(action_result=result.to_proto()))
+            await self._outbound.put(bridge_pb2.ClientEvent(action_result=result_to_proto(result)))
+
+
+def _check_encodable(event: Event) -> None:
+    """Refuse now what encoding would refuse later, in the writer (the fields that
+    :class:`~loom.Event` itself does not check)."""
+    for key, value in event.metadata.items():
+        if key.__class__ is not str or value.__class__ is not str:
+            raise InvalidEventError(
+                f"event {event.id!r}: metadata {key!r}: {value!r} is not str: str; the wire "
+                "carries only strings there"
+            )
+    for tag in event.tags:
+        if tag.__class__ is not str:
+            raise InvalidEventError(f"event {event.id!r}: tag {tag!r} is not a str")
+    if event.id.__class__ is not str or event.source.__class__ is not str:
+        raise InvalidEventError(f"event {event.id!r}: its id and source must be str")
+
+
+def _positive(text: str | None) -> int | None:
+    """A positive integer from an offer's value; None when missing or malformed."""
+    if text is None or not text.isdecimal() or len(text) > 12:
+        return None
+    return int(text) or None
 
 
 def _failed(call_id: str, status: ActionStatus, code: str, message: str) -> ActionResult:

@@ -13,7 +13,18 @@ from loom.topics import agent_replies_topic, validate_pattern
 if TYPE_CHECKING:
     from loom.v1 import bridge_pb2
 
-__all__ = ["MAX_CAPABILITIES", "MAX_TOPICS", "QOS_KEY", "Registration", "check_agent_id"]
+__all__ = [
+    "DEFAULT_DELIVERY_BATCH",
+    "DELIVERY_BATCH_KEY",
+    "MAX_CAPABILITIES",
+    "MAX_MESSAGE_BYTES_KEY",
+    "MAX_TOPICS",
+    "PUBLISH_BATCH_KEY",
+    "QOS_KEY",
+    "Registration",
+    "check_agent_id",
+    "parse_delivery_batch",
+]
 
 #: Most topic patterns one registration may hold.
 MAX_TOPICS = 1024
@@ -22,6 +33,16 @@ MAX_CAPABILITIES = 1024
 #: Registration metadata key choosing the QoS of the agent's deliveries: ``realtime``,
 #: ``batched`` (the default, as upstream) or ``background``.
 QOS_KEY = "qos"
+#: Registration metadata key with which a client asks for batched deliveries: the most
+#: deliveries it takes in one ``delivery_batch`` (a decimal integer >= 1; 1 asks for none).
+DELIVERY_BATCH_KEY = "loom.delivery_batch"
+#: How many deliveries per batch the SDK asks for unless told otherwise.
+DEFAULT_DELIVERY_BATCH = 256
+#: ``AgentRegisterResponse.metadata`` key with which a server offers ``publish_batch``: the
+#: most publishes it takes in one message.
+PUBLISH_BATCH_KEY = "loom.publish_batch"
+#: ``AgentRegisterResponse.metadata`` key: the largest message the server accepts, in bytes.
+MAX_MESSAGE_BYTES_KEY = "loom.max_message_bytes"
 
 _MAX_ID_LENGTH = 256
 
@@ -49,6 +70,23 @@ def check_agent_id(agent_id: str) -> None:
         raise ValueError(f"agent_id {agent_id!r} is a wildcard")
 
 
+def parse_delivery_batch(value: str | None) -> int:
+    """The batch size a registration's :data:`DELIVERY_BATCH_KEY` value asks for (1: none).
+
+    Raises:
+        ValueError: the value is not a decimal integer >= 1, naming the metadata key.
+    """
+    if value is None:
+        return 1
+    text = value.strip()
+    if not text.isdecimal() or len(text) > 9 or int(text) < 1:
+        raise ValueError(
+            f"metadata[{DELIVERY_BATCH_KEY!r}] = {value!r}: expected an integer >= 1 "
+            "(the most deliveries per batch)"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A remote agent's registration, checked.
@@ -60,6 +98,9 @@ class Registration:
         metadata: the registration's metadata.
         peer: the gRPC peer that registered it.
         qos: the QoS of its deliveries (from metadata ``qos``; Batched by default).
+        delivery_batch: the most deliveries it takes in one ``delivery_batch`` message
+            (from metadata ``loom.delivery_batch``; 1, upstream's one ``delivery`` per
+            event, by default).
     """
 
     agent_id: str
@@ -68,6 +109,7 @@ class Registration:
     metadata: Mapping[str, str] = field(default_factory=dict)
     peer: str = ""
     qos: QoS = QoS.BATCHED
+    delivery_batch: int = 1
 
     @classmethod
     def from_proto(cls, request: bridge_pb2.AgentRegisterRequest, peer: str) -> Registration:
@@ -75,7 +117,8 @@ class Registration:
 
         Raises:
             ValueError: with a message naming the field at fault (``agent_id``,
-                ``subscribed_topics[i]``, ``capabilities[i]``, ``metadata['qos']``).
+                ``subscribed_topics[i]``, ``capabilities[i]``, ``metadata['qos']``,
+                ``metadata['loom.delivery_batch']``).
         """
         check_agent_id(request.agent_id)
         if len(request.subscribed_topics) > MAX_TOPICS:
@@ -120,6 +163,7 @@ class Registration:
             metadata=metadata,
             peer=peer,
             qos=_qos(metadata.get(QOS_KEY)),
+            delivery_batch=parse_delivery_batch(metadata.get(DELIVERY_BATCH_KEY)),
         )
 
 

@@ -11,8 +11,9 @@ import grpc
 import grpc.aio
 
 from loom.v1 import action_pb2, bridge_pb2
+from loom_bridge._decode import Undecodable
 from loom_bridge._hub import HANDSHAKE_RULE, BridgeHub, HandshakeRefused
-from loom_bridge._session import SessionClosed, StreamSession
+from loom_bridge._session import SessionClosed, SessionEnd, StreamSession
 from loom_bridge._wire import AGENT_ID_HEADER, EOF, ErrorCode, error
 
 __all__ = ["BridgeServicer"]
@@ -52,9 +53,12 @@ class BridgeServicer:
         return await self._hub.register(request, context.peer())
 
     async def ForwardAction(
-        self, request: action_pb2.ActionCall, context: Context
+        self, request: action_pb2.ActionCall | Undecodable, context: Context
     ) -> action_pb2.ActionResult:
-        """Run a call through the broker."""
+        """Run a call through the broker (bytes that are no ActionCall: INVALID_ARGUMENT)."""
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+            raise AssertionError("unreachable: abort raises")
         # The SDK names the caller in the call's headers; reading metadata costs more.
         caller = None if AGENT_ID_HEADER in request.headers else _header(context, AGENT_ID_HEADER)
         return await self._hub.forward(request, caller)
@@ -82,6 +86,9 @@ class BridgeServicer:
                     "DEADLINE_EXCEEDED",
                 ),
             )
+            return
+        if first.__class__ is Undecodable:
+            await _refuse(context, HandshakeRefused(ErrorCode.INVALID_ARGUMENT, str(first)))
             return
         try:
             session = await hub.open(None if first is EOF else first, context.peer())
@@ -112,12 +119,24 @@ class BridgeServicer:
 
     async def _read(self, session: StreamSession, context: Context) -> None:
         hub = self._hub
+        publish, receive, read = hub.publish, hub.receive, context.read
         while True:
-            message = await context.read()
+            message = await read()
             if message is EOF:
                 return
+            if message.__class__ is Undecodable:
+                # The stream's framing holds, but its peer does not speak loom.v1: end it.
+                text = f"stream message {str(message)[len('the request ') :]}"
+                session.end(
+                    SessionEnd("INVALID_ARGUMENT", text), error(ErrorCode.INVALID_ARGUMENT, text)
+                )
+                return
             try:
-                reply = await hub.receive(session, message)
+                # Publishes are most of what a stream sends: straight to the hub's publish.
+                if message.HasField("publish"):
+                    reply = await publish(session, message.publish)
+                else:
+                    reply = await receive(session, message)
                 if reply is not None:
                     await session.send(reply)
             except SessionClosed:  # the stream is ending: what it sends now goes nowhere

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -21,6 +20,7 @@ from loom.actions import ActionBroker
 from loom.bus import EventBus, Subscription
 from loom.errors import InvalidEventError, InvalidTopicError, ProtocolError
 from loom.v1 import action_pb2, event_pb2
+from loom_bridge._decode import unary_handler
 from loom_bridge._wire import event_from_proto, fill_event
 
 __all__ = ["SUBSCRIPTION_ID_HEADER", "service_handlers"]
@@ -151,16 +151,6 @@ class ActionBrokerService:
         return (await self._broker.invoke(call)).to_proto()
 
 
-def _unary(
-    behaviour: Callable[..., Any], request: Any, response: Any
-) -> grpc.RpcMethodHandler[Any, Any]:
-    return grpc.unary_unary_rpc_method_handler(
-        behaviour,
-        request_deserializer=request.FromString,
-        response_serializer=response.SerializeToString,
-    )
-
-
 def service_handlers(
     bus: EventBus, broker: ActionBroker | None
 ) -> list[grpc.GenericRpcHandler[Any, Any]]:
@@ -171,7 +161,7 @@ def service_handlers(
         grpc.method_handlers_generic_handler(
             "loom.v1.EventBus",
             {
-                "Publish": _unary(
+                "Publish": unary_handler(
                     events.Publish, event_pb2.PublishRequest, event_pb2.PublishResponse
                 ),
                 "Subscribe": grpc.unary_stream_rpc_method_handler(
@@ -179,10 +169,10 @@ def service_handlers(
                     request_deserializer=event_pb2.SubscribeRequest.FromString,
                     response_serializer=event_pb2.Event.SerializeToString,
                 ),
-                "Unsubscribe": _unary(
+                "Unsubscribe": unary_handler(
                     events.Unsubscribe, event_pb2.UnsubscribeRequest, event_pb2.UnsubscribeResponse
                 ),
-                "GetStats": _unary(
+                "GetStats": unary_handler(
                     events.GetStats, event_pb2.StatsRequest, event_pb2.StatsResponse
                 ),
             },
@@ -194,12 +184,12 @@ def service_handlers(
             grpc.method_handlers_generic_handler(
                 "loom.v1.ActionBroker",
                 {
-                    "ListCapabilities": _unary(
+                    "ListCapabilities": unary_handler(
                         actions.ListCapabilities,
                         action_pb2.ListCapabilitiesRequest,
                         action_pb2.ListCapabilitiesResponse,
                     ),
-                    "Invoke": _unary(
+                    "Invoke": unary_handler(
                         actions.Invoke, action_pb2.ActionCall, action_pb2.ActionResult
                     ),
                 },

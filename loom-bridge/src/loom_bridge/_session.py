@@ -1,8 +1,9 @@
 """One live ``EventStream``: what it sends, what it subscribed to, the calls it owes.
 
 Everything it sends is bounded. Deliveries wait in one :class:`~loom.bus.DeliveryQueue`
-(``outbound_queue`` long, plus at most :data:`TAKE_BATCH` the writer holds) that all of the
-stream's subscriptions feed with the agent's QoS:
+(``outbound_queue`` long, plus what the writer holds: at most :data:`TAKE_BATCH`, or one
+batch for an agent that asked for ``delivery_batch``) that all of the stream's
+subscriptions feed with the agent's QoS:
 under Batched (the default) a client that stops reading fills it and the publishers wait;
 under Realtime the oldest deliveries are dropped and counted by the bus. Pongs, errors
 and action calls wait in a second, small queue that is written first.
@@ -16,17 +17,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loom import ActionCall, ActionError, ActionResult, ActionStatus, Event
+from loom import ActionCall, ActionResult, Event
 from loom.actions import CapabilityError, ErrorCode
 from loom.bus import DeliveryQueue, EventBus, Item, Subscription, SubscriptionClosed
 from loom.v1 import action_pb2, bridge_pb2
+from loom_bridge._batch import encode_batch
+from loom_bridge._calls import call_to_proto, result_from_proto
 from loom_bridge._registration import Registration
 from loom_bridge._wire import delivery
 
 if TYPE_CHECKING:
     from loom_bridge._config import BridgeConfig
 
-__all__ = ["TAKE_BATCH", "SessionClosed", "SessionEnd", "StreamSession", "result_from_proto"]
+__all__ = ["TAKE_BATCH", "SessionClosed", "SessionEnd", "StreamSession"]
 
 #: Deliveries the writer moves out of the queue at a time (bounded: see ``_take_batch``).
 TAKE_BATCH = 32
@@ -42,23 +45,6 @@ class SessionEnd:
 
     status: str | None = None
     details: str = ""
-
-
-def result_from_proto(message: action_pb2.ActionResult) -> ActionResult:
-    """An :class:`~loom.ActionResult` from the wire, tolerating an unknown status value."""
-    try:
-        return ActionResult.from_proto(message)
-    except ValueError:  # a status number this side does not know
-        return ActionResult(
-            id=message.id,
-            status=ActionStatus.ERROR,
-            output=message.output,
-            error=ActionError(
-                message.error.code or ErrorCode.CAPABILITY_ERROR,
-                message.error.message or f"unknown action status {message.status}",
-                dict(message.error.details),
-            ),
-        )
 
 
 class StreamSession:
@@ -204,19 +190,30 @@ class StreamSession:
             return message
         if self._ending:
             return None
+        item = self._next_item()
+        if item is None:
+            return None
+        limit = self.registration.delivery_batch
+        if limit > 1 and (self._ready or (self._get_task is None and self.queue.qsize())):
+            return self._batch(item, min(limit, self.config.max_delivery_batch))
+        self.sent += 1
+        return delivery(*item)
+
+    def _next_item(self) -> Item | None:
+        """The next delivery in order (repeats skipped) if one is ready without waiting."""
         ready = self._ready
         while True:
             if ready:
-                topic, event = ready.popleft()
+                item = ready.popleft()
             else:
                 get_task = self._get_task
                 try:
                     if get_task is None:
-                        topic, event = self._take_batch()
+                        item = self._take_batch()
                     elif get_task.done():
                         # What the wait below read comes before anything still queued.
                         self._get_task = None
-                        topic, event = get_task.result()
+                        item = get_task.result()
                     else:
                         return None
                 except asyncio.QueueEmpty:
@@ -224,10 +221,41 @@ class StreamSession:
                 except SubscriptionClosed:  # the bus shut down under the stream
                     self.end(SessionEnd("UNAVAILABLE", "the bus shut down"))
                     return None
-            if self._dedup and self._repeats(topic, event):
+            if self._dedup and self._repeats(*item):
                 continue
+            return item
+
+    def _batch(self, first: Item, limit: int) -> bridge_pb2.ServerEvent:
+        """``delivery_batch`` of ``first`` and what else is ready, up to ``limit`` deliveries
+        and an eighth of ``max_message_bytes``; a plain ``delivery`` when nothing else is."""
+        items = [first]
+        ready = self._ready
+        get = self.queue.get_nowait
+        dedup = self._dedup
+        # A pending get reads before anything still queued: take from the queue only without.
+        direct = self._get_task is None
+        while len(items) < limit:
+            if ready:
+                item = ready.popleft()
+            elif direct:
+                try:
+                    item = get()
+                except (asyncio.QueueEmpty, SubscriptionClosed):  # the next take() sees a close
+                    break
+            else:
+                break
+            if dedup and self._repeats(*item):
+                continue
+            items.append(item)
+        if len(items) == 1:
             self.sent += 1
-            return delivery(topic, event)
+            return delivery(*first)
+        message, used = encode_batch(items, self.config.max_message_bytes // 8)
+        if used < len(items):  # over the size budget: the rest goes in the next message
+            ready.extendleft(reversed(items[used:]))
+            self._last = items[used - 1]
+        self.sent += used
+        return message
 
     def _take_batch(self) -> Item:
         """The next queued delivery, moving up to :data:`TAKE_BATCH` - 1 more to ``_ready``.
@@ -341,7 +369,7 @@ class StreamSession:
             async with asyncio.timeout(timeout_s):
                 if owner:
                     try:
-                        await self.send(bridge_pb2.ServerEvent(action_call=call.to_proto()))
+                        await self.send(bridge_pb2.ServerEvent(action_call=call_to_proto(call)))
                     except SessionClosed as exc:
                         raise CapabilityError(
                             ErrorCode.PROVIDER_UNAVAILABLE, str(exc), retryable=True

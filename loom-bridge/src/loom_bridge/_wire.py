@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import grpc.aio
 
@@ -152,12 +152,36 @@ def bridge_stub(channel: grpc.aio.Channel) -> BridgeStub:
     return make(channel)
 
 
-def add_bridge_servicer(servicer: object, server: grpc.aio.Server) -> None:
-    """Register a ``loom.v1.Bridge`` servicer with the generated ``add_BridgeServicer_to_server``
-    (which finds the RPC methods by name)."""
-    from loom_bridge._grpc import bridge_pb2_grpc
+def add_bridge_servicer(servicer: Any, server: grpc.aio.Server) -> None:
+    """Serve ``loom.v1.Bridge`` with ``servicer``'s RPC methods (found by name, as the
+    generated ``add_BridgeServicer_to_server`` does), decoding requests with
+    :func:`~loom_bridge._decode.tolerant`: a request that does not parse is refused with
+    INVALID_ARGUMENT (the generated code answers UNKNOWN and logs a traceback)."""
+    import grpc
 
-    add = cast(
-        "Callable[[object, grpc.aio.Server], None]", bridge_pb2_grpc.add_BridgeServicer_to_server
+    from loom_bridge._decode import tolerant, unary_handler
+
+    handlers = {
+        "RegisterAgent": unary_handler(
+            servicer.RegisterAgent,
+            bridge_pb2.AgentRegisterRequest,
+            bridge_pb2.AgentRegisterResponse,
+        ),
+        "EventStream": grpc.stream_stream_rpc_method_handler(
+            servicer.EventStream,
+            request_deserializer=tolerant(bridge_pb2.ClientEvent),
+            response_serializer=bridge_pb2.ServerEvent.SerializeToString,
+        ),
+        # Checks for Undecodable itself: no wrapper coroutine on the hot unary call.
+        "ForwardAction": grpc.unary_unary_rpc_method_handler(
+            servicer.ForwardAction,
+            request_deserializer=tolerant(action_pb2.ActionCall),
+            response_serializer=action_pb2.ActionResult.SerializeToString,
+        ),
+        "Heartbeat": unary_handler(
+            servicer.Heartbeat, bridge_pb2.HeartbeatRequest, bridge_pb2.HeartbeatResponse
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("loom.v1.Bridge", handlers),)
     )
-    add(servicer, server)

@@ -74,9 +74,21 @@ def loom_bench_scenarios() -> list[BenchScenario]:
             baseline=raw,
         ),
         BenchScenario(
+            name="bridge.push_batched",
+            description="bus -> bridge -> remote agent's link, delivery_batch messages: events/s",
+            run=_lazy("push_batched"),
+            baseline=raw,
+        ),
+        BenchScenario(
             name="bridge.publish",
             description="remote agent's link -> bridge -> bus subscriber: events/s",
             run=_lazy("publish"),
+            baseline=raw,
+        ),
+        BenchScenario(
+            name="bridge.publish_batched",
+            description="remote agent's link -> bridge -> bus, publish_batch messages: events/s",
+            run=_lazy("publish_batched"),
             baseline=raw,
         ),
         BenchScenario(

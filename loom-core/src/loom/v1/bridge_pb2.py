@@ -26,7 +26,7 @@ from loom.v1 import action_pb2 as loom_dot_v1_dot_action__pb2
 from loom.v1 import event_pb2 as loom_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14loom/v1/bridge.proto\x12\x07loom.v1\x1a\x14loom/v1/action.proto\x1a\x13loom/v1/event.proto\"\xe8\x01\n\x14\x41gentRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x19\n\x11subscribed_topics\x18\x02 \x03(\t\x12\x33\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x1d.loom.v1.CapabilityDescriptor\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.loom.v1.AgentRegisterRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x15\x41gentRegisterResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xb1\x01\n\x0b\x43lientEvent\x12#\n\x07publish\x18\x01 \x01(\x0b\x32\x10.loom.v1.PublishH\x00\x12\x1b\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0c.loom.v1.AckH\x00\x12)\n\x04ping\x18\x03 \x01(\x0b\x32\x19.loom.v1.HeartbeatRequestH\x00\x12.\n\raction_result\x18\x04 \x01(\x0b\x32\x15.loom.v1.ActionResultH\x00\x42\x05\n\x03msg\"\xb2\x01\n\x0bServerEvent\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x11.loom.v1.DeliveryH\x00\x12*\n\x04pong\x18\x02 \x01(\x0b\x32\x1a.loom.v1.HeartbeatResponseH\x00\x12\x1d\n\x03\x65rr\x18\x03 \x01(\x0b\x32\x0e.loom.v1.ErrorH\x00\x12*\n\x0b\x61\x63tion_call\x18\x04 \x01(\x0b\x32\x13.loom.v1.ActionCallH\x00\x42\x05\n\x03msg\"7\n\x07Publish\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x1d\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.loom.v1.Event\"\x19\n\x03\x41\x63k\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"8\n\x08\x44\x65livery\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x1d\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.loom.v1.Event\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"(\n\x10HeartbeatRequest\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\"9\n\x11HeartbeatResponse\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12\x0e\n\x06status\x18\x02 \x01(\t2\x98\x02\n\x06\x42ridge\x12N\n\rRegisterAgent\x12\x1d.loom.v1.AgentRegisterRequest\x1a\x1e.loom.v1.AgentRegisterResponse\x12=\n\x0b\x45ventStream\x12\x14.loom.v1.ClientEvent\x1a\x14.loom.v1.ServerEvent(\x01\x30\x01\x12;\n\rForwardAction\x12\x13.loom.v1.ActionCall\x1a\x15.loom.v1.ActionResult\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14loom/v1/bridge.proto\x12\x07loom.v1\x1a\x14loom/v1/action.proto\x1a\x13loom/v1/event.proto\"\xe8\x01\n\x14\x41gentRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x19\n\x11subscribed_topics\x18\x02 \x03(\t\x12\x33\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x1d.loom.v1.CapabilityDescriptor\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.loom.v1.AgentRegisterRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb0\x01\n\x15\x41gentRegisterResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12>\n\x08metadata\x18\x03 \x03(\x0b\x32,.loom.v1.AgentRegisterResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdf\x01\n\x0b\x43lientEvent\x12#\n\x07publish\x18\x01 \x01(\x0b\x32\x10.loom.v1.PublishH\x00\x12\x1b\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0c.loom.v1.AckH\x00\x12)\n\x04ping\x18\x03 \x01(\x0b\x32\x19.loom.v1.HeartbeatRequestH\x00\x12.\n\raction_result\x18\x04 \x01(\x0b\x32\x15.loom.v1.ActionResultH\x00\x12,\n\rpublish_batch\x18\x05 \x01(\x0b\x32\x13.loom.v1.EventBatchH\x00\x42\x05\n\x03msg\"\xe1\x01\n\x0bServerEvent\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x11.loom.v1.DeliveryH\x00\x12*\n\x04pong\x18\x02 \x01(\x0b\x32\x1a.loom.v1.HeartbeatResponseH\x00\x12\x1d\n\x03\x65rr\x18\x03 \x01(\x0b\x32\x0e.loom.v1.ErrorH\x00\x12*\n\x0b\x61\x63tion_call\x18\x04 \x01(\x0b\x32\x13.loom.v1.ActionCallH\x00\x12-\n\x0e\x64\x65livery_batch\x18\x05 \x01(\x0b\x32\x13.loom.v1.EventBatchH\x00\x42\x05\n\x03msg\"7\n\x07Publish\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x1d\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.loom.v1.Event\"\x19\n\x03\x41\x63k\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"8\n\x08\x44\x65livery\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x1d\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.loom.v1.Event\"\x86\x02\n\nEventBatch\x12\x0e\n\x06topics\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x15\n\rtimestamps_ms\x18\x04 \x03(\x03\x12\x0f\n\x07sources\x18\x05 \x03(\t\x12\x10\n\x08payloads\x18\x06 \x03(\x0c\x12\x13\n\x0b\x63onfidences\x18\x07 \x03(\x02\x12\x12\n\npriorities\x18\x08 \x03(\x05\x12\x17\n\x0fmetadata_counts\x18\t \x03(\r\x12\x15\n\rmetadata_keys\x18\n \x03(\t\x12\x17\n\x0fmetadata_values\x18\x0b \x03(\t\x12\x12\n\ntag_counts\x18\x0c \x03(\r\x12\x0c\n\x04tags\x18\r \x03(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"(\n\x10HeartbeatRequest\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\"9\n\x11HeartbeatResponse\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12\x0e\n\x06status\x18\x02 \x01(\t2\x98\x02\n\x06\x42ridge\x12N\n\rRegisterAgent\x12\x1d.loom.v1.AgentRegisterRequest\x1a\x1e.loom.v1.AgentRegisterResponse\x12=\n\x0b\x45ventStream\x12\x14.loom.v1.ClientEvent\x1a\x14.loom.v1.ServerEvent(\x01\x30\x01\x12;\n\rForwardAction\x12\x13.loom.v1.ActionCall\x1a\x15.loom.v1.ActionResult\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTREGISTERREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_AGENTREGISTERREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_AGENTREGISTERRESPONSE_METADATAENTRY']._loaded_options = None
+  _globals['_AGENTREGISTERRESPONSE_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_AGENTREGISTERREQUEST']._serialized_start=77
   _globals['_AGENTREGISTERREQUEST']._serialized_end=309
   _globals['_AGENTREGISTERREQUEST_METADATAENTRY']._serialized_start=262
   _globals['_AGENTREGISTERREQUEST_METADATAENTRY']._serialized_end=309
-  _globals['_AGENTREGISTERRESPONSE']._serialized_start=311
-  _globals['_AGENTREGISTERRESPONSE']._serialized_end=374
-  _globals['_CLIENTEVENT']._serialized_start=377
-  _globals['_CLIENTEVENT']._serialized_end=554
-  _globals['_SERVEREVENT']._serialized_start=557
-  _globals['_SERVEREVENT']._serialized_end=735
-  _globals['_PUBLISH']._serialized_start=737
-  _globals['_PUBLISH']._serialized_end=792
-  _globals['_ACK']._serialized_start=794
-  _globals['_ACK']._serialized_end=819
-  _globals['_DELIVERY']._serialized_start=821
-  _globals['_DELIVERY']._serialized_end=877
-  _globals['_ERROR']._serialized_start=879
-  _globals['_ERROR']._serialized_end=917
-  _globals['_HEARTBEATREQUEST']._serialized_start=919
-  _globals['_HEARTBEATREQUEST']._serialized_end=959
-  _globals['_HEARTBEATRESPONSE']._serialized_start=961
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1018
-  _globals['_BRIDGE']._serialized_start=1021
-  _globals['_BRIDGE']._serialized_end=1301
+  _globals['_AGENTREGISTERRESPONSE']._serialized_start=312
+  _globals['_AGENTREGISTERRESPONSE']._serialized_end=488
+  _globals['_AGENTREGISTERRESPONSE_METADATAENTRY']._serialized_start=262
+  _globals['_AGENTREGISTERRESPONSE_METADATAENTRY']._serialized_end=309
+  _globals['_CLIENTEVENT']._serialized_start=491
+  _globals['_CLIENTEVENT']._serialized_end=714
+  _globals['_SERVEREVENT']._serialized_start=717
+  _globals['_SERVEREVENT']._serialized_end=942
+  _globals['_PUBLISH']._serialized_start=944
+  _globals['_PUBLISH']._serialized_end=999
+  _globals['_ACK']._serialized_start=1001
+  _globals['_ACK']._serialized_end=1026
+  _globals['_DELIVERY']._serialized_start=1028
+  _globals['_DELIVERY']._serialized_end=1084
+  _globals['_EVENTBATCH']._serialized_start=1087
+  _globals['_EVENTBATCH']._serialized_end=1349
+  _globals['_ERROR']._serialized_start=1351
+  _globals['_ERROR']._serialized_end=1389
+  _globals['_HEARTBEATREQUEST']._serialized_start=1391
+  _globals['_HEARTBEATREQUEST']._serialized_end=1431
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1433
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1490
+  _globals['_BRIDGE']._serialized_start=1493
+  _globals['_BRIDGE']._serialized_end=1773
 # @@protoc_insertion_point(module_scope)

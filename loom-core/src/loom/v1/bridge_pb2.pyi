@@ -28,36 +28,49 @@ class AgentRegisterRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., subscribed_topics: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Iterable[_Union[_action_pb2.CapabilityDescriptor, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AgentRegisterResponse(_message.Message):
-    __slots__ = ("success", "error_message")
+    __slots__ = ("success", "error_message", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     success: bool
     error_message: str
-    def __init__(self, success: _Optional[bool] = ..., error_message: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, success: _Optional[bool] = ..., error_message: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ClientEvent(_message.Message):
-    __slots__ = ("publish", "ack", "ping", "action_result")
+    __slots__ = ("publish", "ack", "ping", "action_result", "publish_batch")
     PUBLISH_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     ACTION_RESULT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_BATCH_FIELD_NUMBER: _ClassVar[int]
     publish: Publish
     ack: Ack
     ping: HeartbeatRequest
     action_result: _action_pb2.ActionResult
-    def __init__(self, publish: _Optional[_Union[Publish, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping: _Optional[_Union[HeartbeatRequest, _Mapping]] = ..., action_result: _Optional[_Union[_action_pb2.ActionResult, _Mapping]] = ...) -> None: ...
+    publish_batch: EventBatch
+    def __init__(self, publish: _Optional[_Union[Publish, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping: _Optional[_Union[HeartbeatRequest, _Mapping]] = ..., action_result: _Optional[_Union[_action_pb2.ActionResult, _Mapping]] = ..., publish_batch: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
 
 class ServerEvent(_message.Message):
-    __slots__ = ("delivery", "pong", "err", "action_call")
+    __slots__ = ("delivery", "pong", "err", "action_call", "delivery_batch")
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
     ERR_FIELD_NUMBER: _ClassVar[int]
     ACTION_CALL_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_BATCH_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
     pong: HeartbeatResponse
     err: Error
     action_call: _action_pb2.ActionCall
-    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., pong: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., err: _Optional[_Union[Error, _Mapping]] = ..., action_call: _Optional[_Union[_action_pb2.ActionCall, _Mapping]] = ...) -> None: ...
+    delivery_batch: EventBatch
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., pong: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., err: _Optional[_Union[Error, _Mapping]] = ..., action_call: _Optional[_Union[_action_pb2.ActionCall, _Mapping]] = ..., delivery_batch: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
 
 class Publish(_message.Message):
     __slots__ = ("topic", "event")
@@ -80,6 +93,36 @@ class Delivery(_message.Message):
     topic: str
     event: _event_pb2.Event
     def __init__(self, topic: _Optional[str] = ..., event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ...) -> None: ...
+
+class EventBatch(_message.Message):
+    __slots__ = ("topics", "ids", "types", "timestamps_ms", "sources", "payloads", "confidences", "priorities", "metadata_counts", "metadata_keys", "metadata_values", "tag_counts", "tags")
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCES_FIELD_NUMBER: _ClassVar[int]
+    PRIORITIES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_VALUES_FIELD_NUMBER: _ClassVar[int]
+    TAG_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    types: _containers.RepeatedScalarFieldContainer[str]
+    timestamps_ms: _containers.RepeatedScalarFieldContainer[int]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    payloads: _containers.RepeatedScalarFieldContainer[bytes]
+    confidences: _containers.RepeatedScalarFieldContainer[float]
+    priorities: _containers.RepeatedScalarFieldContainer[int]
+    metadata_counts: _containers.RepeatedScalarFieldContainer[int]
+    metadata_keys: _containers.RepeatedScalarFieldContainer[str]
+    metadata_values: _containers.RepeatedScalarFieldContainer[str]
+    tag_counts: _containers.RepeatedScalarFieldContainer[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, topics: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ..., types: _Optional[_Iterable[str]] = ..., timestamps_ms: _Optional[_Iterable[int]] = ..., sources: _Optional[_Iterable[str]] = ..., payloads: _Optional[_Iterable[bytes]] = ..., confidences: _Optional[_Iterable[float]] = ..., priorities: _Optional[_Iterable[int]] = ..., metadata_counts: _Optional[_Iterable[int]] = ..., metadata_keys: _Optional[_Iterable[str]] = ..., metadata_values: _Optional[_Iterable[str]] = ..., tag_counts: _Optional[_Iterable[int]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
