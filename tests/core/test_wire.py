@@ -181,6 +181,45 @@ WIRE_ONEOFS: dict[str, dict[str, list[str]]] = {
     "ServerEvent": {"msg": ["delivery", "pong", "err", "action_call"]},
 }
 
+# Our extensions beyond WIRE.md (docs/bridge.md, "Beyond the upstream wire"): new field
+# numbers and one new message, which upstream peers never see unless they ask for them.
+EXTENSION_MESSAGES: dict[str, list[tuple[str, int, str]]] = {
+    "EventBatch": [
+        ("topics", 1, "repeated string"),
+        ("ids", 2, "repeated string"),
+        ("types", 3, "repeated string"),
+        ("timestamps_ms", 4, "repeated int64"),
+        ("sources", 5, "repeated string"),
+        ("payloads", 6, "repeated bytes"),
+        ("confidences", 7, "repeated float"),
+        ("priorities", 8, "repeated int32"),
+        ("metadata_counts", 9, "repeated uint32"),
+        ("metadata_keys", 10, "repeated string"),
+        ("metadata_values", 11, "repeated string"),
+        ("tag_counts", 12, "repeated uint32"),
+        ("tags", 13, "repeated string"),
+    ],
+}
+EXTENSION_FIELDS: dict[str, list[tuple[str, int, str]]] = {
+    "AgentRegisterResponse": [("metadata", 3, SS)],
+    "ClientEvent": [("publish_batch", 5, "EventBatch")],
+    "ServerEvent": [("delivery_batch", 5, "EventBatch")],
+}
+EXTENSION_ONEOFS: dict[str, dict[str, list[str]]] = {
+    "ClientEvent": {"msg": ["publish_batch"]},
+    "ServerEvent": {"msg": ["delivery_batch"]},
+}
+
+
+def _generated_contract() -> dict[str, list[tuple[str, int, str]]]:
+    """WIRE.md's messages with our extensions added: what the generated code must hold."""
+    contract = {name: list(fields) for name, fields in WIRE_MESSAGES.items()}
+    contract.update(EXTENSION_MESSAGES)
+    for name, fields in EXTENSION_FIELDS.items():
+        contract[name] = contract[name] + fields
+    return contract
+
+
 WIRE_ENUMS: dict[str, list[tuple[str, int]]] = {
     "QoSLevel": [("QOS_REALTIME", 0), ("QOS_BATCHED", 1), ("QOS_BACKGROUND", 2)],
     "ProviderKind": [
@@ -307,20 +346,37 @@ def test_files_are_loom_v1_proto3_with_wire_imports() -> None:
 def test_every_message_is_in_the_wire_table() -> None:
     names = [msg.name for msg in _all_messages()]
     assert len(names) == len(set(names)), "a message name is defined twice"
-    assert sorted(names) == sorted(WIRE_MESSAGES)
+    assert sorted(names) == sorted(_generated_contract())
 
 
-@pytest.mark.parametrize("name", sorted(WIRE_MESSAGES))
+@pytest.mark.parametrize("name", sorted(_generated_contract()))
 def test_message_matches_wire_md(name: str) -> None:
     by_name = {msg.name: msg for msg in _all_messages()}
     msg = by_name[name]
     actual = sorted((f.name, f.number, _type_name(f)) for f in msg.fields)
-    assert actual == sorted(WIRE_MESSAGES[name])
+    assert actual == sorted(_generated_contract()[name])
     # Only map entries may be nested; nothing else hides inside a message.
     assert all(nested.GetOptions().map_entry for nested in msg.nested_types)
     assert not msg.enum_types
     oneofs = {o.name: [f.name for f in o.fields] for o in msg.oneofs}
-    assert oneofs == WIRE_ONEOFS.get(name, {})
+    expected = {k: list(v) for k, v in WIRE_ONEOFS.get(name, {}).items()}
+    for oneof, fields in EXTENSION_ONEOFS.get(name, {}).items():
+        expected[oneof] = expected.get(oneof, []) + fields
+    assert oneofs == expected
+
+
+def test_extensions_take_only_numbers_wire_md_leaves_free_and_are_documented() -> None:
+    for name, fields in EXTENSION_FIELDS.items():
+        taken = {number for _, number, _ in WIRE_MESSAGES[name]}
+        assert not taken & {number for _, number, _ in fields}, name
+    assert not set(EXTENSION_MESSAGES) & set(WIRE_MESSAGES)
+    docs = (Path(__file__).parents[2] / "docs" / "bridge.md").read_text()
+    for name in EXTENSION_MESSAGES:
+        assert f"`{name}`" in docs, f"{name} is not documented in docs/bridge.md"
+    for message, fields in EXTENSION_FIELDS.items():
+        for field, _, _ in fields:
+            written = (f"{message}.{field}", f"{message}{{{field}}}")
+            assert any(w in docs for w in written), f"{message}.{field} is not in docs/bridge.md"
 
 
 def test_enums_match_wire_md() -> None:
