@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,24 @@ async def test_replaying_an_agents_input_rebuilds_its_state(
         await runtime.shutdown()
         assert await snapshot(fresh, "ledger") == original
         await fresh.close()
+
+
+async def test_replay_reads_batches_of_core_publishes(nats_url: str, prefix: str) -> None:
+    options: dict[str, Any] = {"publish_mode": "core", "realtime_batch": 16}
+    async with NatsBus(nats_url, prefix=prefix, limits=LIMITS, **options) as bus:
+        for i in range(40):  # one loop turn: the first alone, then batches of 16, 16 and 7
+            await bus.publish("log.burst", line(i))
+        assert await bus.settle()
+        assert (await bus.stream_info()).state.messages == 4
+        seen: list[tuple[int, str]] = []
+
+        def handler(topic: str, event: Event) -> None:
+            seen.append((0, event.metadata["i"]))
+
+        assert await replay_into(bus, "log.burst", handler, from_seq=1) == 40
+        assert [i for _, i in seen] == [str(i) for i in range(40)]
+        stream = io.StringIO()
+        assert await replay_into(bus, "log.burst", stream, from_seq=2, limit=20) == 20
+        records = [json.loads(x) for x in stream.getvalue().splitlines()]
+        assert [r["event"]["metadata"]["i"] for r in records] == [str(i) for i in range(1, 21)]
+        assert [r["seq"] for r in records] == [2] * 16 + [3] * 4  # a batch shares its sequence

@@ -1,5 +1,12 @@
 """NatsBus: the Loom event bus on NATS, Realtime on core NATS, Batched and Background on
-JetStream."""
+JetStream.
+
+The bus is built from parts, each in a module of its own: publishing
+(:mod:`loom_nats._bus_publish`), subscribing (:mod:`loom_nats._bus_subscribe`) and the
+connection's events (:mod:`loom_nats._bus_connection`), over the state they share
+(:mod:`loom_nats._bus_state`). This module puts them together: options, start, shutdown,
+settling, replay and statistics.
+"""
 
 from __future__ import annotations
 
@@ -12,42 +19,35 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from loom import Event, QoS
 from loom.bus import (
-    Backpressure,
     BusClosedError,
-    DeliveryQueue,
-    DropReason,
-    EventBus,
-    Handler,
     Subscription,
     TopicStats,
 )
-from loom.errors import InvalidEventError, InvalidTopicError
-from loom.telemetry import tracing_on
-from loom.topics import TopicPattern, validate_topic
-from loom_nats._codec import encode_event
+from loom.topics import TopicPattern
+from loom_nats._bus_connection import ConnectionEvents
+from loom_nats._bus_publish import Publishing, publish_mode_coalesces
+from loom_nats._bus_state import CONNECTION_TOPIC, _matches, _NeverRaised, _Route
+from loom_nats._bus_subscribe import Subscribing
+from loom_nats._coalesce import Coalescer
 from loom_nats._config import (
+    DEFAULT_REALTIME_BATCH,
     DEFAULT_SERVERS,
     PUBLISH_MODES,
     PublishMode,
     StreamLimits,
+    batch_bytes,
     check_name,
     check_prefix,
-    durable_name,
+    check_realtime_batch,
     stream_name_for,
 )
-from loom_nats._consumer import ConsumerSettings, PullConsumer, StartAt
-from loom_nats._errors import NatsError, NatsUnavailableError, StreamConfigError
-from loom_nats._handler import run_handler
+from loom_nats._consumer import ConsumerSettings, PullConsumer
 from loom_nats._link import Link, make_tls_context
-from loom_nats._outage import count_missed
 from loom_nats._publisher import Publisher
 from loom_nats._realtime import RealtimeTap
 from loom_nats._replay import ReplayedEvent, check_start, replay_stream
-from loom_nats._stats import NatsStats, Telemetry, TopicCounters
-from loom_nats._stream import ensure_stream
-from loom_nats._trace import end_publish_span, start_publish_span
+from loom_nats._stats import NatsStats, Telemetry
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -57,34 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["CONNECTION_TOPIC", "NatsBus"]
 
 log = logging.getLogger("loom.nats")
-
-#: The topic on which a bus tells its own subscriptions that its connection went down
-#: (event type ``bus.disconnected``) or came back (``bus.reconnected``, with metadata
-#: ``outage_s``), and, once counted, what its Realtime subscriptions missed meanwhile
-#: (``bus.realtime_missed``, metadata ``missed`` events, ``deliveries``, ``outage_s``); all
-#: carry the ``server`` in metadata. Delivered locally, not via NATS.
-CONNECTION_TOPIC = "bus.nats.connection"
-
-#: A subject must fit NATS's 4096-byte control line together with a reply inbox.
-MAX_SUBJECT_BYTES = 2048
-#: Most topics whose routes are cached; beyond it the cache starts over.
-_ROUTE_CACHE = 8192
-#: Messages a Realtime tap may hold before the client drops (counted in realtime_lost).
-_TAP_PENDING = 65_536
-
-
-class _Route:
-    """What ``publish`` needs about a topic: its subject, counters and local subscribers."""
-
-    __slots__ = ("counters", "subject", "subs", "typed")
-
-    def __init__(
-        self, subject: str, counters: TopicCounters, subs: tuple[Subscription, ...]
-    ) -> None:
-        self.subject = subject
-        self.counters = counters
-        self.subs = subs
-        self.typed = any(sub.event_types for sub in subs)
 
 
 def _positive(name: str, value: object, *, integer: bool = False) -> None:
@@ -96,7 +68,7 @@ def _positive(name: str, value: object, *, integer: bool = False) -> None:
         raise ValueError(f"{name} must be {kind} > 0, got {value!r}")
 
 
-class NatsBus(EventBus):
+class NatsBus(Publishing, Subscribing, ConnectionEvents):
     """The event bus on a NATS server: the same API and contract as
     :class:`~loom.bus.MemoryBus`, across processes and machines.
 
@@ -130,6 +102,10 @@ class NatsBus(EventBus):
         publish_mode: ``"ack"`` (await each PubAck), ``"async"`` (a window of
             ``max_pending_acks``; :meth:`flush` confirms) or ``"core"`` (no acknowledgement);
             see :data:`~loom_nats.PublishMode`.
+        realtime_batch: in ``"core"`` mode, the most events published to one subject in
+            one loop iteration that travel as one NATS message (a batch); 0 sends one
+            message per event. Every host on the prefix must run a loom-nats that reads
+            batches (this one and later).
         limits: the stream's retention limits (:class:`~loom_nats.StreamLimits` or a dict).
         create_stream: create or update the stream on start; off, a missing stream is an
             error (for accounts that may not manage streams).
@@ -172,6 +148,7 @@ class NatsBus(EventBus):
         stream: str | None = None,
         name: str | None = None,
         publish_mode: PublishMode = "ack",
+        realtime_batch: int = DEFAULT_REALTIME_BATCH,
         limits: StreamLimits | dict[str, Any] | None = None,
         create_stream: bool = True,
         user: str | None = None,
@@ -228,6 +205,7 @@ class NatsBus(EventBus):
         )
         self.name = check_name("name", name) if name is not None else None
         self.publish_mode: PublishMode = publish_mode
+        self.realtime_batch = check_realtime_batch(realtime_batch)
         self.limits = StreamLimits.coerce(limits)
         self._create_stream = create_stream
         self._strip = len(self.prefix) + 1
@@ -276,6 +254,7 @@ class NatsBus(EventBus):
         )
         self._js: JetStreamContext | None = None
         self._publisher: Publisher | None = None
+        self._coalescer: Coalescer | None = None
         self._nc: Client | None = None
         self._max_payload = 1 << 20
         # nats.errors.ConnectionClosedError once started (nats is not imported before).
@@ -330,6 +309,12 @@ class NatsBus(EventBus):
                 max_pending_acks=self._max_pending_acks,
             )
             await publisher.start()
+            if publish_mode_coalesces(self.publish_mode, self.realtime_batch):
+                self._coalescer = Coalescer(
+                    publisher,
+                    max_events=self.realtime_batch,
+                    max_bytes=batch_bytes(self._max_payload, self.limits.max_msg_size),
+                )
         except BaseException:
             await self.link.close()
             raise
@@ -340,16 +325,6 @@ class NatsBus(EventBus):
             self.link.server,
             self.stream,
             self.prefix,
-        )
-
-    async def _ensure_stream(self) -> StreamInfo:
-        assert self._js is not None
-        return await ensure_stream(
-            self._js,
-            self.stream,
-            [f"{self.prefix}.>"],
-            self.limits,
-            create=self._create_stream,
         )
 
     async def shutdown(self) -> None:
@@ -367,6 +342,8 @@ class NatsBus(EventBus):
         self._tap_of.clear()
         self._consumers.clear()
         self._routes.clear()
+        if self._coalescer is not None:
+            await self._coalescer.close()
         if self._publisher is not None:
             await self._publisher.close(timeout=self._ack_timeout)
         for tap in taps:
@@ -388,390 +365,6 @@ class NatsBus(EventBus):
                 await asyncio.wait(pending)
         await self.link.close()
 
-    def _shut_down(self) -> bool:
-        """Whether ``shutdown`` began (re-read after an await: it may have run meanwhile)."""
-        return self._closed
-
-    def _require_started(self) -> None:
-        if not self._started:
-            raise NatsError("the NatsBus is not started: await bus.start() (or use async with)")
-
-    # -- publish -----------------------------------------------------------------------------
-
-    async def publish(self, topic: str, event: Event) -> int:
-        """Publish ``event`` on ``topic``; see :meth:`EventBus.publish`.
-
-        Returns:
-            How many of this bus's subscriptions the event is on its way to (0 after
-            shutdown); subscribers elsewhere are not counted.
-
-        Raises:
-            InvalidTopicError: the topic is invalid, holds a wildcard, or is too long for
-                a NATS subject.
-            InvalidEventError: not an :class:`~loom.Event`, a field out of its contract, or
-                larger than the server's ``max_payload``.
-            NatsUnavailableError: the connection stayed down longer than ``outage_timeout``.
-            PublishError: JetStream refused the event or never acknowledged it (``"ack"``
-                mode).
-            NatsError: the bus is not started.
-        """
-        if event.__class__ is not Event and not isinstance(event, Event):
-            raise InvalidEventError(
-                f"publish takes a loom.Event, not {type(event).__name__}: "
-                "wrap the data, e.g. Event('my.type', payload_bytes)"
-            )
-        if event.payload.__class__ is not bytes or not 0 <= event.priority <= 100:
-            _check_event_fields(event)
-        try:
-            route = self._routes[topic]
-        except (KeyError, TypeError):
-            route_or_none = self._route_slow(topic)
-            if route_or_none is None:
-                return 0
-            route = route_or_none
-        if tracing_on():
-            return await self._publish_traced(topic, route, event)
-        data = encode_event(event)
-        if len(data) > self._max_payload:
-            raise InvalidEventError(
-                f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
-                f"max_payload of {self._max_payload}"
-            )
-        nc = self._nc
-        try:
-            if self.publish_mode == "core" and nc is not None and self.link.up.is_set():
-                await nc.publish(route.subject, data)  # the hot path of core mode
-            else:
-                assert self._publisher is not None
-                await self._publisher.send(route.subject, data, event.id)
-        except self._connection_closed:
-            if self._closed:
-                return 0  # shut down while this publish was on its way
-            raise
-        route.counters.published += 1
-        if route.typed:
-            return sum(1 for sub in route.subs if sub.accepts(event))
-        return len(route.subs)
-
-    async def _publish_traced(self, topic: str, route: _Route, event: Event) -> int:
-        """``publish`` with tracing on: inside a publish span whose W3C context the event's
-        metadata carries over the wire (see :mod:`loom_nats._trace`)."""
-        span = start_publish_span(topic, route.subject, event)
-        try:
-            data = encode_event(event)
-            if len(data) > self._max_payload:
-                raise InvalidEventError(
-                    f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
-                    f"max_payload of {self._max_payload}"
-                )
-            try:
-                assert self._publisher is not None
-                await self._publisher.send(route.subject, data, event.id)
-            except self._connection_closed:
-                if not self._closed:
-                    raise
-                if span is not None:  # shut down while this publish was on its way
-                    end_publish_span(span, 0, None)
-                return 0
-        except BaseException as exc:
-            if span is not None:
-                end_publish_span(span, 0, exc)
-            raise
-        route.counters.published += 1
-        count = (
-            sum(1 for sub in route.subs if sub.accepts(event)) if route.typed else len(route.subs)
-        )
-        if span is not None:
-            end_publish_span(span, count, None)
-        return count
-
-    def _route_slow(self, topic: str) -> _Route | None:
-        """The route of a topic not in the cache: validate, build, cache. None once shut
-        down."""
-        if not isinstance(topic, str):
-            raise InvalidTopicError(repr(topic), f"a topic is a str, not {type(topic).__name__}")
-        validate_topic(topic)
-        subject = self._subject(topic)
-        if self._closed:
-            return None
-        self._require_started()
-        if len(self._routes) >= _ROUTE_CACHE:
-            self._routes.clear()
-        subs = tuple(sub for sub in self._subs.values() if _matches(sub, topic))
-        route = self._routes[topic] = _Route(subject, self._telemetry.counters_for(topic), subs)
-        return route
-
-    def _subject(self, topic: str) -> str:
-        subject = f"{self.prefix}.{topic}"
-        if len(subject.encode()) > MAX_SUBJECT_BYTES:
-            raise InvalidTopicError(
-                topic[:40] + "…", f"longer than {MAX_SUBJECT_BYTES} bytes as a NATS subject"
-            )
-        return subject
-
-    async def flush(self, timeout: float = 10.0) -> None:
-        """Confirm every publish so far: send what the client buffers, and in ``"async"``
-        mode wait for every acknowledgement.
-
-        Raises:
-            PublishError: JetStream refused or never acknowledged some publishes since the
-                last flush (``"async"`` mode), or ``timeout`` passed first.
-            NatsError: the bus is not started.
-        """
-        self._require_started()
-        assert self._publisher is not None
-        assert self._nc is not None
-        await self._publisher.flush(timeout)
-        if self.link.up.is_set():
-            await self._nc.flush(int(max(1, timeout)))
-
-    # -- subscribe ---------------------------------------------------------------------------
-
-    async def subscribe(
-        self,
-        pattern: str,
-        *,
-        event_types: Iterable[str] = (),
-        qos: QoS = QoS.REALTIME,
-        backpressure: Backpressure | None = None,
-        queue: DeliveryQueue | None = None,
-        handler: Handler | None = None,
-        durable: str | None = None,
-        replay_from_seq: int | None = None,
-        replay_from_time: datetime | float | None = None,
-    ) -> Subscription:
-        """Subscribe to the topics ``pattern`` matches; see :meth:`EventBus.subscribe`.
-
-        Realtime subscriptions listen on core NATS; Batched and Background ones read the
-        stream through a JetStream consumer of their own.
-
-        Args:
-            pattern: a topic or a pattern with ``*`` / ``>`` wildcards.
-            event_types: take only these event types (filtered on arrival).
-            qos: REALTIME, BATCHED or BACKGROUND.
-            backpressure: policy and queue size overrides, applied on arrival.
-            queue: a shared queue to deliver into (an agent's mailbox).
-            handler: call this per event on a task the bus runs.
-            durable: the JetStream durable consumer name (Batched and Background): events
-                published while no subscriber holds it wait in the stream for the next
-                one. Without it, a named bus derives one from its name and the
-                subscription; an unnamed bus uses a consumer that ends with the
-                subscription.
-            replay_from_seq: start at this stream sequence (history first, then live).
-            replay_from_time: start at the first event stored at or after this time (an
-                aware datetime, or seconds since the epoch).
-
-        Raises:
-            InvalidTopicError: the pattern is invalid.
-            ValueError: the backpressure settings do not fit the QoS; ``queue`` with
-                ``queue_size`` or with ``handler``; ``durable`` or a replay on a Realtime
-                subscription; a durable name this bus already uses.
-            BusClosedError: the bus is shut down.
-            StreamConfigError: the server refused the consumer.
-            NatsError: the bus is not started.
-        """
-        if self._closed:
-            raise BusClosedError("the bus is shut down; it takes no new subscriptions")
-        compiled = TopicPattern.compile(pattern)
-        subject = self._subject(pattern)
-        qos = QoS(qos)
-        if handler is not None:
-            if not callable(handler):
-                raise TypeError(f"handler must be callable, not {handler!r}")
-            if queue is not None:
-                raise ValueError(
-                    "give a handler or a shared queue, not both: a handler drains its own queue"
-                )
-        replaying = replay_from_seq is not None or replay_from_time is not None
-        start_time = check_start(replay_from_seq, replay_from_time) if replaying else None
-        if qos is QoS.REALTIME and (durable is not None or replaying):
-            raise ValueError(
-                "durable and replay_from_* need QoS.BATCHED or QoS.BACKGROUND (JetStream); "
-                "Realtime subscriptions listen on core NATS and keep no history"
-            )
-        if durable is not None:
-            check_name("durable", durable)
-        self._require_started()
-        seq = next(self._ids)
-        sub = Subscription(
-            f"sub_{pattern}_{seq:x}",
-            pattern,
-            qos=qos,
-            event_types=event_types,
-            backpressure=backpressure,
-            queue=queue,
-            on_drop=self._telemetry.count_drop,
-            on_close=self._close_subscription,
-            seq=seq,
-        )
-        if qos is QoS.REALTIME:
-            await self._attach_realtime(sub, subject)
-        else:
-            consumer_name = durable or self._auto_durable(sub)
-            is_durable = consumer_name is not None
-            if consumer_name is None:
-                consumer_name = f"loom-{sub.id.rsplit('_', 1)[-1]}-{id(sub):x}"
-            elif any(c.name == consumer_name for c in self._consumers.values()):
-                raise ValueError(
-                    f"durable {consumer_name!r} is in use by another subscription of this bus "
-                    "(two holders would share its events, not each get all of them)"
-                )
-            assert self._js is not None
-            consumer = PullConsumer(
-                self.link,
-                self._telemetry,
-                self._js,
-                sub,
-                stream=self.stream,
-                subject=subject,
-                strip=self._strip,
-                name=consumer_name,
-                durable=is_durable,
-                start=StartAt(seq=replay_from_seq, time=start_time),
-                settings=self._consumer_settings,
-            )
-            await self._start_consumer(consumer, rewind=replaying and is_durable)
-            if self._shut_down():
-                await consumer.close(delete=True)
-                raise BusClosedError("the bus was shut down while subscribing")
-            self._consumers[sub.id] = consumer
-        self._subs[sub.id] = sub
-        if not compiled.has_wildcards:
-            self._telemetry.counters_for(pattern)
-        self._routes.clear()
-        if handler is not None:
-            task = asyncio.create_task(run_handler(sub, handler), name=f"loom.nats {sub.id}")
-            sub.task = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return sub
-
-    async def _start_consumer(self, consumer: PullConsumer, *, rewind: bool) -> None:
-        """Start a consumer, waiting out an outage like a publish does.
-
-        Raises:
-            NatsUnavailableError: the connection stayed down past ``outage_timeout``, or
-                JetStream did not answer.
-            StreamConfigError: the server refused the consumer.
-        """
-        from nats.errors import Error as NatsClientError
-        from nats.js.errors import APIError
-
-        doing = f"subscribe to {consumer.subject!r}"
-        await self.link.wait_up(self._outage_timeout, doing)
-        try:
-            await consumer.start(rewind=rewind)
-        except APIError as exc:  # refusals of the create are StreamConfigError already
-            await consumer.close(delete=True)
-            raise StreamConfigError(
-                f"{doing}: JetStream refused: {exc.description} (err_code {exc.err_code})"
-            ) from None
-        except (NatsClientError, TimeoutError) as exc:
-            await consumer.close(delete=True)
-            raise NatsUnavailableError(f"{doing}: JetStream did not answer ({exc!r})") from None
-
-    async def _attach_realtime(self, sub: Subscription, subject: str) -> None:
-        tap = self._taps.get(subject)
-        if tap is None:
-            tap = RealtimeTap(self._telemetry, subject, self._strip)
-            assert self._nc is not None
-            tap.nats_sub = await self._nc.subscribe(
-                subject,
-                cb=tap.on_message,
-                pending_msgs_limit=_TAP_PENDING,
-                pending_bytes_limit=64 << 20,
-            )
-            # Once the server has the interest, a publish from any connection reaches it.
-            with contextlib.suppress(Exception):  # disconnected: the client re-subscribes
-                await self._nc.flush(int(max(1, self._ack_timeout)))
-            if self._shut_down():
-                await tap.nats_sub.unsubscribe()
-                raise BusClosedError("the bus was shut down while subscribing")
-            self._taps[subject] = tap
-        tap.subs.append(sub)
-        self._tap_of[sub.id] = tap
-
-    def _auto_durable(self, sub: Subscription) -> str | None:
-        """The durable name a named bus gives a subscription: the lowest free ``nth``."""
-        if self.name is None:
-            return None
-        taken = {c.name for c in self._consumers.values()}
-        for nth in itertools.count(1):
-            candidate = durable_name(self.name, sub.pattern, sub.qos, sub.event_types, nth)
-            if candidate not in taken:
-                return candidate
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def unsubscribe(self, subscription_id: str) -> bool:
-        """End a subscription; see :meth:`EventBus.unsubscribe`.
-
-        Events already on their way to it (this bus's earlier publishes included) still
-        reach its queue, for at most ``drain_timeout`` seconds; then nothing more does. A
-        durable consumer stays on the server (see :meth:`delete_durable`).
-        """
-        sub = self._subs.pop(subscription_id, None)
-        if sub is None:
-            return False
-        self._routes.clear()
-        tap = self._tap_of.pop(subscription_id, None)
-        consumer = self._consumers.get(subscription_id)
-        try:
-            await self._drain(tap, consumer)
-        finally:
-            if tap is not None:
-                tap.subs.remove(sub)
-                if not tap.subs:
-                    self._taps.pop(tap.subject, None)
-                    if tap.nats_sub is not None:
-                        with contextlib.suppress(Exception):  # a closed connection
-                            await tap.nats_sub.unsubscribe()
-            if consumer is not None:
-                self._consumers.pop(subscription_id, None)
-                await consumer.close(delete=True)
-            sub._close()  # no public way for a backend to end a Subscription (see docs/nats.md)
-        return True
-
-    async def _drain(self, tap: RealtimeTap | None, consumer: PullConsumer | None) -> None:
-        if not self.link.up.is_set() or self._nc is None:
-            return
-        with contextlib.suppress(Exception, TimeoutError):  # draining is best effort
-            async with asyncio.timeout(self._drain_timeout):
-                await self._nc.flush(int(max(1, self._drain_timeout)))
-                while not (
-                    (tap is None or tap.pending() == 0)
-                    and (consumer is None or await consumer.caught_up())
-                ):
-                    await asyncio.sleep(0.001)
-
-    async def _close_subscription(self, sub: Subscription) -> None:
-        if not await self.unsubscribe(sub.id):
-            sub._close()
-
-    def subscriptions(self) -> list[Subscription]:
-        """The live subscriptions, oldest first."""
-        return list(self._subs.values())
-
-    async def delete_durable(self, durable: str) -> bool:
-        """Delete a durable consumer from the server (its position is forgotten).
-
-        Returns:
-            Whether it existed.
-
-        Raises:
-            ValueError: a live subscription of this bus holds it.
-        """
-        from nats.js.errors import NotFoundError
-
-        self._require_started()
-        check_name("durable", durable)
-        if any(c.name == durable for c in self._consumers.values()):
-            raise ValueError(f"durable {durable!r} is held by a live subscription: close it first")
-        assert self._js is not None
-        try:
-            return bool(await self._js.delete_consumer(self.stream, durable))
-        except NotFoundError:
-            return False
-
     # -- settling, replay, statistics ---------------------------------------------------------
 
     async def settle(self, timeout: float = 5.0) -> bool:
@@ -788,10 +381,12 @@ class NatsBus(EventBus):
             return False
         try:
             async with asyncio.timeout(timeout):
+                if self._coalescer is not None:
+                    await self._coalescer.flush()
                 if self._publisher is not None and self._publisher.pending_acks:
                     with contextlib.suppress(Exception):
                         await self._publisher.flush(timeout)
-                await self._nc.flush(int(max(1, timeout)))
+                await self._round_trip(timeout)
                 while True:
                     if all(tap.pending() == 0 for tap in self._taps.values()):
                         results = [await c.caught_up() for c in list(self._consumers.values())]
@@ -888,7 +483,8 @@ class NatsBus(EventBus):
             realtime_missed=dict(self._telemetry.realtime_missed),
             outages_counted=self._telemetry.outages_counted,
             publish_retries=publisher.retries if publisher else 0,
-            publish_failures=publisher.failures if publisher else 0,
+            publish_failures=(publisher.failures if publisher else 0)
+            + (self._coalescer.lost if self._coalescer else 0),
             pending_acks=publisher.pending_acks if publisher else 0,
             duplicates_skipped=self._telemetry.duplicates,
             consumers_recreated=self._telemetry.recreated,
@@ -898,117 +494,3 @@ class NatsBus(EventBus):
         if self._closed:
             return 0
         return sum(1 for sub in self._subs.values() if _matches(sub, topic))
-
-    def _client_error(self, exc: Exception) -> None:
-        self._telemetry.client_error(exc)
-
-    async def _announce(self, type: str, **metadata: str) -> None:
-        """Tell this bus's subscriptions to :data:`CONNECTION_TOPIC` about the connection
-        (locally: while disconnected nothing goes through the server). Never waits: a full
-        queue that would block misses the news (counted as dropped)."""
-        event = Event(
-            type, source="loom.nats", metadata={"server": self.link.server or "", **metadata}
-        )
-        counters = self._telemetry.counters_for(CONNECTION_TOPIC)
-        for sub in list(self._subs.values()):
-            if not _matches(sub, CONNECTION_TOPIC):
-                continue
-            if sub.qos is not QoS.REALTIME and sub.qsize() >= sub.queue.maxsize:
-                sub.dropped += 1
-                counters.drop(DropReason.QUEUE_FULL, False)
-            elif await sub.deliver(CONNECTION_TOPIC, event):
-                counters.delivered += 1
-
-    async def _on_disconnect(self) -> None:
-        if not self._closed:
-            for tap in self._taps.values():  # remember what still arrives, to count the rest
-                if tap.witnessed is None:
-                    tap.witnessed = set()
-            await self._announce("bus.disconnected")
-
-    async def _on_reconnect(self) -> None:
-        if self._closed:
-            return
-        await self._announce("bus.reconnected", outage_s=f"{self.link.last_outage:.3f}")
-        end_seq = 0
-        try:
-            # A server that lost the stream (memory storage) gets it back.
-            end_seq = (await self._ensure_stream()).state.last_seq
-        except NatsError as exc:
-            log.error("after reconnecting, the stream %s cannot be made: %s", self.stream, exc)
-        if self._taps:
-            task = asyncio.create_task(
-                self._count_missed(self.link.outage_began, end_seq, self.link.disconnects),
-                name="loom.nats realtime loss",
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if self._publisher is not None and self._publisher.mode == "async":
-            await self._publisher.resend()
-        for consumer in list(self._consumers.values()):
-            try:
-                await consumer.rearm()
-            except Exception as exc:  # noqa: BLE001 - one consumer's failure must not stop the others
-                log.warning("re-arming JetStream consumer %s: %s", consumer.name, exc)
-
-    async def _count_missed(self, since: float, end_seq: int, outage: int) -> None:
-        """Count what each Realtime tap missed during the outage that began at ``since``
-        (see :mod:`loom_nats._outage`), then tell this bus's subscribers."""
-        assert self._js is not None
-        events: dict[str, int] = {}
-        deliveries: dict[str, int] = {}
-        for tap in [t for t in self._taps.values() if t.witnessed is not None]:
-            try:
-                missed = await count_missed(
-                    self._js,
-                    stream=self.stream,
-                    tap=tap,
-                    since=since,
-                    end_seq=end_seq,
-                    strip=self._strip,
-                )
-            except Exception as exc:  # noqa: BLE001 - a count that fails must not stop the bus
-                log.warning("counting what %r missed during the outage: %s", tap.subject, exc)
-                continue
-            finally:
-                if self.link.disconnects == outage:  # not down again meanwhile
-                    tap.witnessed = None
-            for subject, n in missed.events.items():
-                events[subject] = events.get(subject, 0) + n
-            for topic, n in missed.deliveries.items():
-                deliveries[topic] = deliveries.get(topic, 0) + n
-        self._telemetry.count_missed(events, deliveries)
-        self._telemetry.outages_counted += 1
-        total = sum(events.values())
-        if total:
-            log.warning(
-                "Realtime subscriptions missed %d events during the outage of %.2f s: %s",
-                total,
-                self.link.last_outage,
-                ", ".join(f"{s[self._strip :]} {n}" for s, n in sorted(events.items())[:10]),
-            )
-        if not self._closed:
-            await self._announce(
-                "bus.realtime_missed",
-                missed=str(total),
-                deliveries=str(sum(deliveries.values())),
-                outage_s=f"{self.link.last_outage:.3f}",
-            )
-
-
-class _NeverRaised(Exception):
-    """Stands for an exception class that is not loaded yet."""
-
-
-def _matches(sub: Subscription, topic: str) -> bool:
-    return TopicPattern.compile(sub.pattern).matches(topic)
-
-
-def _check_event_fields(event: Event) -> None:
-    if event.payload.__class__ is not bytes:
-        raise InvalidEventError(
-            f"event {event.id!r}: payload must be bytes, not {type(event.payload).__name__}"
-        )
-    raise InvalidEventError(
-        f"event {event.id!r}: priority must be an int in 0..100, got {event.priority!r}"
-    )

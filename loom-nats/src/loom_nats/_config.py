@@ -13,10 +13,13 @@ from loom.errors import InvalidTopicError
 from loom.topics import validate_topic
 
 __all__ = [
+    "DEFAULT_REALTIME_BATCH",
     "DEFAULT_SERVERS",
     "PublishMode",
     "StreamLimits",
+    "batch_bytes",
     "check_name",
+    "check_realtime_batch",
     "durable_name",
     "stream_name_for",
 ]
@@ -30,6 +33,45 @@ DEFAULT_SERVERS: Final = "nats://127.0.0.1:4222"
 #: without an acknowledgement (the stream still stores what it receives).
 PublishMode = Literal["ack", "async", "core"]
 PUBLISH_MODES: Final = frozenset(get_args(PublishMode))
+
+#: Events a core publish coalesces per subject and loop iteration (see ``realtime_batch``).
+DEFAULT_REALTIME_BATCH: Final = 64
+#: The most ``realtime_batch`` may be.
+MAX_REALTIME_BATCH: Final = 4096
+#: The most bytes of events in one batch message, whatever the server allows.
+MAX_BATCH_BYTES: Final = 256 << 10
+#: Room left in a batch message for its headers and subject.
+_BATCH_MARGIN = 512
+
+
+def check_realtime_batch(value: object) -> int:
+    """Check ``realtime_batch``: an int from 0 to :data:`MAX_REALTIME_BATCH` (0 and 1
+    send one message per event).
+
+    Raises:
+        ValueError: naming the option and the value.
+    """
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_REALTIME_BATCH
+    ):
+        raise ValueError(
+            f"realtime_batch must be an int in 0..{MAX_REALTIME_BATCH} (0 sends one message "
+            f"per event), got {value!r}"
+        )
+    return value
+
+
+def batch_bytes(max_payload: int, max_msg_size: int) -> int:
+    """The byte cap of a batch: well under the server's ``max_payload`` (half of it), under
+    the stream's ``max_msg_size`` (which stores every core publish), at most
+    :data:`MAX_BATCH_BYTES`."""
+    cap = min(MAX_BATCH_BYTES, max_payload // 2)
+    if max_msg_size > 0:
+        cap = min(cap, max_msg_size - _BATCH_MARGIN)
+    return max(cap, 1)
+
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -25,8 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loom.bus import Policy, Subscription
-from loom.errors import ProtocolError
-from loom_nats._codec import decode_event
+from loom_nats._codec import decode_message
 from loom_nats._errors import StreamConfigError
 from loom_nats._stream import create_consumer
 
@@ -317,17 +316,20 @@ class PullConsumer:
             self._telemetry.count_duplicate()
             await self._acknowledge(reply, sseq, cseq)
             return
-        try:
-            event = decode_event(msg.data)
-        except ProtocolError as exc:
-            self._telemetry.undecodable(msg.subject, exc)
-            if not self._ack_all:
-                await self._nc.publish(reply, _TERMINATE)  # never redeliver it
-            await self._acknowledge(reply, sseq, cseq, sent=not self._ack_all)
-            return
+        # One event, or a batch of core publishes (see loom_nats._coalesce).
+        events, error = decode_message(msg.data, msg.headers)
+        if error is not None:
+            self._telemetry.undecodable(msg.subject, error)
+            if not events:
+                if not self._ack_all:
+                    await self._nc.publish(reply, _TERMINATE)  # never redeliver it
+                await self._acknowledge(reply, sseq, cseq, sent=not self._ack_all)
+                return
         sub = self.sub
-        if sub.accepts(event):
-            topic = msg.subject[self._strip :]
+        topic = msg.subject[self._strip :]
+        for event in events:
+            if not sub.accepts(event):
+                continue
             queue = sub.queue
             if not self._blocks or queue.qsize() < queue.maxsize:
                 queued = await sub.deliver(topic, event)
@@ -336,7 +338,9 @@ class PullConsumer:
             if queued:
                 self._telemetry.counters_for(topic).delivered += 1
             elif sub.closed:
-                return  # not acknowledged: the durable's next reader gets it
+                # Not acknowledged: the durable's next reader gets the message (a batch
+                # whole, so the events before this one twice).
+                return
         await self._acknowledge(reply, sseq, cseq)
 
     async def _acknowledge(self, reply: str, sseq: int, cseq: int, *, sent: bool = False) -> None:

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from loom.errors import ProtocolError
-from loom_nats._codec import decode_event
+from loom_nats._codec import decode_message
 from loom_nats._stream import create_consumer
 
 if TYPE_CHECKING:
+    from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
     from loom_nats._realtime import RealtimeTap
@@ -113,7 +113,7 @@ async def count_missed(
                     if seq > end_seq:
                         return missed
                     scanned += 1
-                    _count_one(missed, tap, msg.subject, msg.data, witnessed, strip)
+                    _count_one(missed, tap, msg, witnessed, strip)
                     if seq == end_seq or not metadata.num_pending:
                         return missed
                     if scanned >= MAX_SCANNED:
@@ -133,17 +133,16 @@ async def count_missed(
             log.debug("removing the outage consumer: %s", exc)
 
 
-def _count_one(
-    missed: Missed, tap: RealtimeTap, subject: str, data: bytes, witnessed: set[str], strip: int
-) -> None:
-    try:
-        event = decode_event(data)
-    except ProtocolError:
-        return  # not an event: counted as undecodable where it is delivered
-    if event.id in witnessed:
-        return
-    missed.events[subject] = missed.events.get(subject, 0) + 1
-    deliveries = sum(1 for sub in tap.subs if sub.accepts(event))
-    if deliveries:
-        topic = subject[strip:]
-        missed.deliveries[topic] = missed.deliveries.get(topic, 0) + deliveries
+def _count_one(missed: Missed, tap: RealtimeTap, msg: Msg, witnessed: set[str], strip: int) -> None:
+    """Count the events of one stored message (one event, or a batch) the tap missed.
+    What does not decode is not counted: it is counted as undecodable where delivered."""
+    subject = msg.subject
+    events, _ = decode_message(msg.data, msg.headers)
+    for event in events:
+        if event.id in witnessed:
+            continue
+        missed.events[subject] = missed.events.get(subject, 0) + 1
+        deliveries = sum(1 for sub in tap.subs if sub.accepts(event))
+        if deliveries:
+            topic = subject[strip:]
+            missed.deliveries[topic] = missed.deliveries.get(topic, 0) + deliveries

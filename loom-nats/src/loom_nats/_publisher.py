@@ -102,6 +102,9 @@ class Publisher:
         self.retries = 0
         self.failures = 0
         self._failures_reported = 0
+        from nats.errors import OutboundBufferLimitError  # the bus has loaded nats already
+
+        self._buffer_full = OutboundBufferLimitError
 
     @property
     def pending_acks(self) -> int:
@@ -175,16 +178,16 @@ class Publisher:
         else:
             await self._send_async(subject, data, msg_id)
 
-    async def send_core(self, subject: str, data: bytes) -> None:
+    async def send_core(
+        self, subject: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         """A core NATS publish; waits out an outage once the client's buffer is full."""
-        from nats.errors import OutboundBufferLimitError
-
         nc = self._link.nc
         try:
-            await nc.publish(subject, data)
-        except OutboundBufferLimitError:
+            await nc.publish(subject, data, headers=headers)
+        except self._buffer_full:
             await self.wait_up(time.monotonic() + self._outage_timeout, subject)
-            await nc.publish(subject, data)
+            await nc.publish(subject, data, headers=headers)
 
     async def _send_ack(self, subject: str, data: bytes, msg_id: str) -> None:
         from nats.errors import NoRespondersError, OutboundBufferLimitError

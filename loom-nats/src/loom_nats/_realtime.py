@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from loom.bus import Subscription
 from loom.errors import ProtocolError
-from loom_nats._codec import decode_event
+from loom_nats._codec import decode_event, decode_message
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -47,24 +47,33 @@ class RealtimeTap:
         self.witnessed: set[str] | None = None
 
     async def on_message(self, msg: Msg) -> None:
-        """Decode one message and offer it to each local subscription (never waits:
-        Realtime policies drop instead)."""
-        try:
-            event = decode_event(msg.data)
-        except ProtocolError as exc:
-            self._telemetry.undecodable(msg.subject, exc)
-            return
-        witnessed = self.witnessed
-        if witnessed is not None and len(witnessed) < MAX_WITNESSED:
-            witnessed.add(event.id)
+        """Decode one message (an event, or a batch of them) and offer each event to each
+        local subscription, synchronously (Realtime policies drop instead of waiting)."""
+        headers = msg.headers
         subject = msg.subject
+        if headers is None:
+            try:
+                events = [decode_event(msg.data)]
+            except ProtocolError as exc:
+                self._telemetry.undecodable(subject, exc)
+                return
+        else:
+            events, error = decode_message(msg.data, headers)
+            if error is not None:  # what decoded before the damage is still delivered
+                self._telemetry.undecodable(subject, error)
         known = self._topics.get(subject)
         if known is None:
             known = self._learn(subject)
         topic, counters = known
-        for sub in self.subs:
-            if await sub.deliver(topic, event):
-                counters.delivered += 1
+        witnessed = self.witnessed
+        subs = self.subs
+        for event in events:
+            if witnessed is not None and len(witnessed) < MAX_WITNESSED:
+                witnessed.add(event.id)
+            for sub in subs:
+                if sub.offer(topic, event):
+                    # Counted at once: a drop right after (an eviction) takes it back.
+                    counters.delivered += 1
 
     def _learn(self, subject: str) -> tuple[str, TopicCounters]:
         """The topic of a subject and its counters, cached (bounded: a pattern may match

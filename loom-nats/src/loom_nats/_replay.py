@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 from loom import Event
 from loom.bus import EventBus
 from loom.errors import ProtocolError
-from loom_nats._codec import decode_event
+from loom_nats._codec import decode_message
 from loom_nats._stream import create_consumer
 
 if TYPE_CHECKING:
@@ -274,17 +274,16 @@ async def replay_stream(
                 remaining -= 1
                 if seq > end:
                     return
-                try:
-                    event = decode_event(msg.data)
-                except ProtocolError as exc:
-                    undecodable(msg.subject, exc)
-                    continue
-                if event_types is not None and event.type not in event_types:
-                    continue
-                yield ReplayedEvent(seq, msg.subject[strip:], event, metadata.timestamp)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+                events, error = decode_message(msg.data, msg.headers)
+                if error is not None:
+                    undecodable(msg.subject, error)
+                for event in events:  # one event, or a batch of core publishes
+                    if event_types is not None and event.type not in event_types:
+                        continue
+                    yield ReplayedEvent(seq, msg.subject[strip:], event, metadata.timestamp)
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
                 if seq >= end:
                     return
             if remaining <= 0:

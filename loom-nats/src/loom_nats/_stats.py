@@ -97,7 +97,9 @@ class NatsStats:
         publish_retries: publishes sent again after a lost or late acknowledgement
             (JetStream stores them once: the event id deduplicates).
         publish_failures: publishes JetStream refused or never acknowledged
-            (``"async"`` mode counts them here; ``"ack"`` mode raises).
+            (``"async"`` mode counts them here; ``"ack"`` mode raises), and ``"core"``
+            publishes held for a batch that could not be sent (the connection stayed
+            down).
         pending_acks: ``"async"`` publishes awaiting their acknowledgement now.
         duplicates_skipped: JetStream redeliveries of an event this bus had already
             queued (its acknowledgement was lost), recognised and skipped.

@@ -261,6 +261,34 @@ class Subscription:
             return await self._offer_waiting(item)
         return result == _TAKEN
 
+    def offer(self, topic: str, event: Event) -> bool:
+        """Offer one event without waiting: :meth:`deliver` for backends that hand over
+        many events in a row and must not await each (a Realtime subscription never
+        waits, so for it the two are the same).
+
+        Under BLOCK with a full queue the event is not queued: it is dropped as
+        ``QUEUE_FULL`` (reported to ``on_drop``). Use :meth:`deliver` to wait for room.
+
+        Returns:
+            True when the event was queued (or superseded a queued one), False when it was
+            filtered out or dropped.
+        """
+        if self._types is not None and event.type not in self._types:
+            return False
+        if self._fast:  # a plain, open subscription with room: the memory bus's fast path
+            queue = self._queue
+            items = queue._items
+            if len(items) < queue._limit:
+                items.append((topic, event))
+                if queue._getters:
+                    _wake(queue._getters)
+                return True
+        result = self._offer((topic, event))
+        if result == _MUST_WAIT:
+            self._drop(topic, DropReason.QUEUE_FULL)
+            return False
+        return result == _TAKEN
+
     def _drop(self, topic: str, reason: DropReason, was_delivered: bool = False) -> None:
         self.dropped += 1
         self._on_drop(topic, reason, was_delivered)
