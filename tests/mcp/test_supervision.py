@@ -219,3 +219,17 @@ async def test_removing_a_server_that_is_still_connecting_is_prompt(manager):
     assert time.monotonic() - started < 5
     assert session.state is ServerState.STOPPED
     await wait_for(lambda: child_pids() <= before, what="the child reaped")
+
+
+async def test_a_caller_that_gives_up_cancels_the_call_on_the_server(broker, manager, tmp_path):
+    log = tmp_path / "cancelled.jsonl"
+    await manager.add_server(rogue(env={"ROGUE_LOG": str(log)}))
+    waiting = asyncio.create_task(call(broker, "rogue:hang", timeout_ms=30_000))
+    await asyncio.sleep(0.3)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await wait_for(log.exists, what="the cancellation to reach the server")
+    [cancelled] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "requestId" in cancelled
+    assert (await call(broker, "rogue:ok")).status is ActionStatus.OK

@@ -5,10 +5,15 @@ the whole process group), plus what a supervisor needs: the child's pid and exit
 an event set when its stdout ends, the tail of its stderr (read continuously, so a chatty
 server never blocks on a full pipe), and bounded lines (a line longer than
 ``max_line_bytes`` is discarded and counted, as is a line that is not JSON-RPC).
+
+Faster than the SDK's by three event-loop iterations a call (:mod:`loom_mcp._stdio_pipes`):
+a request is written to stdin by the task that sends it, with no writer task between, and
+stdout is parsed in the event loop's read callback, with no reader task between.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -21,16 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import mcp_types
 from mcp.client.stdio import get_default_environment
 from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.message import SessionMessage
-from pydantic import ValidationError
 
 from loom_mcp._errors import McpConnectError
+from loom_mcp._stdio_pipes import StdinWriter, StdoutReader
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectSendStream
     from mcp.client._transport import TransportStreams
 
     from loom_mcp._config import McpServerConfig
@@ -44,9 +47,10 @@ _STDERR_LINE_CHARS = 2000
 _EXIT_GRACE_S = 2.0
 _TERM_GRACE_S = 2.0
 _REAP_S = 2.0
-_FLUSH_S = 0.5
 _POLL_S = 0.01
 _CHUNK = 65536
+#: Parsed messages waiting for the session; the reader stops reading stdout when it is full.
+_READ_BUFFER = 16
 
 
 class StdioTransport:
@@ -120,44 +124,52 @@ class StdioTransport:
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[TransportStreams]:
+        stdout = StdoutReader(self, self._max_line)
+        # Our own pipe for stdout, read by a protocol that parses each line as it arrives:
+        # an answer reaches the session one event-loop iteration sooner than through a
+        # reader task. Connected before the spawn, so nothing awaits between the spawn and
+        # the task group below (a cancellation there would leak the child).
+        read_fd, write_fd = os.pipe()
+        try:
+            loop = asyncio.get_running_loop()
+            pipe, _ = await loop.connect_read_pipe(
+                lambda: stdout, os.fdopen(read_fd, "rb", buffering=0)
+            )
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         try:
             process = await anyio.open_process(
                 self._argv,
                 stdin=PIPE,
-                stdout=PIPE,
+                stdout=write_fd,
                 stderr=PIPE,
                 env=self._env,
                 cwd=self._cwd,
                 start_new_session=True,
             )
         except OSError as exc:
+            pipe.close()
             reason = exc.strerror or str(exc)
             raise McpConnectError(self.name, f"cannot start {self._argv[0]!r}: {reason}") from exc
+        except BaseException:
+            pipe.close()
+            raise
+        finally:
+            os.close(write_fd)  # the child's copy is the one that counts
         self._process = process
         self.pid = process.pid
-        # No await between the spawn and the task group: a cancellation there would leak it.
-        reader_send, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        write_stream, writer_receive = anyio.create_memory_object_stream[SessionMessage](0)
-        writer_done = anyio.Event()
-
-        async def write_stdin() -> None:
-            assert process.stdin is not None
-            try:
-                async with writer_receive:
-                    async for message in writer_receive:
-                        data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                        await process.stdin.send(data.encode() + b"\n")
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-                # The child stopped reading: end the session's reads too, so no request
-                # waits forever for an answer that cannot come.
-                await reader_send.aclose()
-            finally:
-                writer_done.set()
+        reader_send, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](
+            _READ_BUFFER
+        )
+        stdout.send = reader_send  # nothing arrives before the child runs
+        assert process.stdin is not None
+        write_stream = StdinWriter(process.stdin, reader_send)
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._read_stdout, process, reader_send)
+            tg.start_soon(stdout.deliver_backlog)
             tg.start_soon(self._read_stderr, process)
-            tg.start_soon(write_stdin)
             try:
                 yield read_stream, write_stream
             finally:
@@ -165,87 +177,12 @@ class StdioTransport:
                 with anyio.CancelScope(shield=True):
                     read_stream.close()
                     write_stream.close()
-                    with anyio.move_on_after(_FLUSH_S):
-                        await writer_done.wait()
+                    # Closing stdin (first thing _stop does) flushes what is still buffered.
                     await self._stop(process)
-                    for stream in (read_stream, write_stream, reader_send, writer_receive):
+                    pipe.close()
+                    for stream in (read_stream, reader_send):
                         await stream.aclose()
                 tg.cancel_scope.cancel()
-
-    async def _read_stdout(
-        self,
-        process: anyio.abc.Process,
-        send: MemoryObjectSendStream[SessionMessage | Exception],
-    ) -> None:
-        assert process.stdout is not None
-        buffer = bytearray()
-        discarding = False
-        session_gone = False
-        try:
-            async with send:
-                while True:
-                    try:
-                        chunk = await process.stdout.receive(_CHUNK)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.ClosedResourceError,
-                        anyio.BrokenResourceError,
-                    ):
-                        break
-                    except OSError:
-                        break
-                    start = 0
-                    while True:
-                        newline = chunk.find(b"\n", start)
-                        end = len(chunk) if newline < 0 else newline
-                        if not discarding:
-                            if len(buffer) + end - start > self._max_line:
-                                discarding = True
-                                buffer.clear()
-                                self.oversized_lines += 1
-                                log.warning(
-                                    "MCP server %r sent a stdout line longer than %d bytes; "
-                                    "discarded",
-                                    self.name,
-                                    self._max_line,
-                                )
-                            else:
-                                buffer += chunk[start:end]
-                        if newline < 0:
-                            break
-                        start = newline + 1
-                        if discarding:
-                            discarding = False
-                            continue
-                        item = self._parse(bytes(buffer))
-                        buffer.clear()
-                        if item is None or session_gone:
-                            continue
-                        try:
-                            await send.send(item)
-                        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                            # Keep draining so a child still writing can reach its exit.
-                            session_gone = True
-        finally:
-            self.ended.set()
-
-    def _parse(self, line: bytes) -> SessionMessage | None:
-        if not line.strip():
-            return None
-        try:
-            message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        except (ValidationError, ValueError):
-            self.garbage_lines += 1
-            if self.garbage_lines <= 5 or self.garbage_lines % 1000 == 0:
-                log.warning(
-                    "MCP server %r wrote a stdout line that is not a JSON-RPC message "
-                    "(%d so far): %.200r",
-                    self.name,
-                    self.garbage_lines,
-                    line,
-                )
-            return None
-        return SessionMessage(message)
 
     async def _read_stderr(self, process: anyio.abc.Process) -> None:
         assert process.stderr is not None
@@ -273,7 +210,6 @@ class StdioTransport:
     async def _stop(self, process: anyio.abc.Process) -> None:
         """Close stdin, give the child a grace period, then end its whole process group."""
         assert process.stdin is not None
-        assert process.stdout is not None
         with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
         await _wait_exit(process, _EXIT_GRACE_S)
@@ -281,10 +217,9 @@ class StdioTransport:
         await terminate_posix_process_tree(process, _TERM_GRACE_S)
         if not await _wait_exit(process, _REAP_S):
             log.warning("MCP server %r (pid %s) survived SIGKILL", self.name, process.pid)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await stream.aclose()
+        if process.stderr is not None:
+            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await process.stderr.aclose()
         # asyncio keeps the subprocess transport open while a descendant holds a pipe, and
         # warns at garbage collection; nothing public closes it.
         transport = getattr(getattr(process, "_process", None), "_transport", None)

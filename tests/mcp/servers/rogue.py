@@ -15,6 +15,7 @@ It speaks the handshake era correctly for ``initialize``, ``tools/list`` and
 - tool ``hang``: never answers; a ``notifications/cancelled`` for it is appended to the
   file named by ``$ROGUE_LOG``;
 - tool ``crash``: exits with status 3 without answering.
+- tool ``deaf``: closes its stdin and keeps running, never answering.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 TOOLS = [
     {"name": "ok", "description": "answers fine", "inputSchema": {"type": "object"}},
@@ -48,6 +50,7 @@ TOOLS = [
     {"name": "fail", "description": "reports an error", "inputSchema": {"type": "object"}},
     {"name": "hang", "description": "never answers", "inputSchema": {"type": "object"}},
     {"name": "crash", "description": "exits", "inputSchema": {"type": "object"}},
+    {"name": "deaf", "description": "stops reading", "inputSchema": {"type": "object"}},
 ]
 
 
@@ -86,6 +89,9 @@ def call(request_id: object, name: str, arguments: dict) -> None:
         return
     elif name == "crash":
         sys.exit(3)
+    elif name == "deaf":
+        os.close(0)
+        time.sleep(3600)
     else:
         answer(
             request_id, {"content": [{"type": "text", "text": f"no tool {name}"}], "isError": True}
