@@ -23,13 +23,12 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 from roles import RESEARCH_TOPICS, Researcher
 from skills import search_local
 
-from loom_bridge import BridgeError, ClientConfig, RemoteAgent
+from loom_bridge import BridgeError, ClientConfig, RemoteAgent, run_agents
 
 #: How many seconds to wait for the first connection.
 CONNECT_TIMEOUT_S = 10.0
@@ -54,54 +53,28 @@ def researchers(config: ClientConfig) -> list[RemoteAgent]:
 
 async def serve(config: ClientConfig) -> int:
     """Connect the researchers, serve until a signal (0) or a connection lost for good (1)."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     agents = researchers(config)
-    started: list[RemoteAgent] = []
-    # A signal while connecting stops at once, not after the connect timeout.
-    starting = asyncio.ensure_future(_start(agents, started))
-    interrupted = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait((starting, interrupted), return_when=asyncio.FIRST_COMPLETED)
-    interrupted.cancel()
-    if not starting.done():
-        starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
-    failure = None if starting.cancelled() else starting.exception()
-    if starting.cancelled() or failure is not None:
-        for agent in started:
-            await agent.stop()
-        if failure is None:
-            print("researchers: stopped before connecting", file=sys.stderr)
-            return 0
-        if not isinstance(failure, BridgeError | OSError):
-            raise failure
-        print(f"researchers: cannot take part through {config.address}: {failure}", file=sys.stderr)
-        return 1
     ids = ", ".join(agent.agent_id for agent in agents)
-    print(f"researchers: connected to {config.address} as {ids} (pid {os.getpid()})", flush=True)
-    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stopping.wait())]
-    waits += [asyncio.ensure_future(agent.wait_closed()) for agent in agents]
+    started = False
+
+    def connected() -> None:
+        nonlocal started
+        started = True
+        print(
+            f"researchers: connected to {config.address} as {ids} (pid {os.getpid()})", flush=True
+        )
+
+    # One set of SIGINT/SIGTERM handlers for both; a signal while connecting stops at once.
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-        for agent in agents:
-            await agent.stop()
-    if not stopping.is_set():
-        reasons = [f"{a.agent_id}: {a.link.closed_reason}" for a in agents if a.link.closed_reason]
-        print(f"researchers: connection ended for good ({'; '.join(reasons)})", file=sys.stderr)
+        ran = await run_agents(*agents, on_started=connected)
+    except (BridgeError, OSError) as exc:
+        if started:
+            print(f"researchers: connection ended for good ({exc})", file=sys.stderr)
+        else:
+            print(f"researchers: cannot take part through {config.address}: {exc}", file=sys.stderr)
         return 1
-    print("researchers: stopped", flush=True)
+    print("researchers: stopped" if ran else "researchers: stopped before connecting", flush=True)
     return 0
-
-
-async def _start(agents: list[RemoteAgent], started: list[RemoteAgent]) -> None:
-    for agent in agents:
-        await agent.start()  # a failed or cancelled start cleans up after itself
-        started.append(agent)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from loom_bridge._remote_agent import RemoteAgent
     from loom_bridge._remote_broker import RemoteBroker
     from loom_bridge._remote_bus import RemoteBus
+    from loom_bridge._run import run_agents
     from loom_bridge._server import BridgeServer
     from loom_bridge._wire import AGENT_ID_HEADER, AUTHORIZATION_HEADER, ErrorCode
 
@@ -63,6 +64,7 @@ __all__ = [
     "RemoteBus",
     "RemoteCapabilityProvider",
     "TLSFiles",
+    "run_agents",
 ]
 
 _LAZY = {
@@ -80,6 +82,7 @@ _LAZY = {
     "RemoteAgent": "loom_bridge._remote_agent",
     "RemoteBroker": "loom_bridge._remote_broker",
     "RemoteBus": "loom_bridge._remote_bus",
+    "run_agents": "loom_bridge._run",
     "BridgeServer": "loom_bridge._server",
     "AGENT_ID_HEADER": "loom_bridge._wire",
     "AUTHORIZATION_HEADER": "loom_bridge._wire",

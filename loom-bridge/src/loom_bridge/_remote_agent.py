@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -21,6 +18,7 @@ from loom_bridge._link import BridgeLink
 from loom_bridge._registration import check_agent_id
 from loom_bridge._remote_broker import RemoteBroker, as_provider
 from loom_bridge._remote_bus import RemoteBus
+from loom_bridge._run import run_agents
 
 __all__ = ["RemoteAgent"]
 
@@ -193,28 +191,17 @@ class RemoteAgent:
 
     async def run(self) -> None:
         """Start, run until SIGINT or SIGTERM (or the connection stops for good), then
-        stop. For a script's ``asyncio.run(agent.run())``."""
-        await self.start()
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
-                loop.add_signal_handler(sig, stopping.set)
-                installed.append(sig)
-        closed = asyncio.ensure_future(self.wait_closed())
-        waiter = asyncio.ensure_future(stopping.wait())
-        try:
-            await asyncio.wait((closed, waiter), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-            waiter.cancel()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            await self.stop()
-        reason = self.link.closed_reason
-        if reason is not None and not stopping.is_set():
-            raise reason
+        stop. For a script's ``asyncio.run(agent.run())``.
+
+        The signal handlers are shared with every other ``run()`` and :func:`run_agents`
+        on the loop, so several agents may run side by side in one process (one signal stops
+        them all); the handlers that were there before are put back when the last returns.
+        :func:`run_agents` runs several agents as one.
+
+        Raises:
+            BridgeError: the agent could not start, or its connection stopped for good.
+        """
+        await run_agents(self)
 
     async def __aenter__(self) -> Self:
         await self.start()
