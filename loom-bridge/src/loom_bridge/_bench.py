@@ -1,17 +1,24 @@
 """``loom bench`` scenarios of the bridge, and the raw gRPC baseline they are judged by.
 
-Server and client run in the one process and event loop, in every scenario and in the
-baseline alike, over 127.0.0.1, so the figures compare like with like:
+Server and client run in the one process and event loop over 127.0.0.1, in the baseline and
+in the scenarios judged by a ratio to it, so those figures compare like with like. The
+batched scenarios, judged against a fixed target, run the remote agent in a child process,
+as in use (:mod:`loom_bridge._bench_child`), so the server's and the agent's work each have
+a process of their own:
 
 - ``baseline.grpc_raw``: a bare grpc.aio service with no protobuf (150-byte messages passed
   as bytes): ``stream_throughput`` (server -> client messages/s on one bidi stream) and
   ``unary_p50_us`` (one unary echo round trip).
 - ``bridge.push``: events published on the server's bus, delivered to a remote agent's
   link (decoded to :class:`~loom.Event`), one ``delivery`` message each: events/s.
-- ``bridge.push_batched``: the same with the link asking for ``delivery_batch`` messages.
+- ``bridge.push_batched``: the same with the link asking for ``delivery_batch`` messages,
+  the remote agent in a child process: from the first publish until the child reports the
+  last event's arrival.
 - ``bridge.publish``: a remote agent's link publishes, one ``publish`` message each, a
   subscriber on the server's bus reads: events/s.
-- ``bridge.publish_batched``: the same with the link sending ``publish_batch`` messages.
+- ``bridge.publish_batched``: the same with the link sending ``publish_batch`` messages,
+  the remote agent in a child process: from the command to publish until the server's
+  subscriber has read the last event.
 - ``bridge.forward_action``: ForwardAction round trips of a native echo capability through
   the broker: p50 and p99 in µs.
 
@@ -24,6 +31,7 @@ window, and reports it beside its figure (``raw_stream_throughput``,
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -32,6 +40,7 @@ from typing import Any
 from loom import ActionCall, ActionStatus, Event, QoS
 from loom.bench import Figure, bench_event, percentile
 from loom.bus import MemoryBus
+from loom_bridge._bench_child import TOPIC as _TOPIC
 
 __all__ = [
     "forward_action",
@@ -43,9 +52,11 @@ __all__ = [
 ]
 
 _RAW_PAYLOAD = bytes(150)
-_TOPIC = "bench.bridge.tick"
 #: Events per slice when a scenario alternates with the raw baseline's work.
 _SLICE = 1_000
+#: Seconds a bench child may take to start and connect, and to exit once told to.
+_CHILD_START_S = 60.0
+_CHILD_EXIT_S = 5.0
 
 
 def _count(full: int, scale: float, minimum: int = 50) -> int:
@@ -113,6 +124,93 @@ class _RawGrpc:
         start = time.perf_counter_ns()
         await self._echo(_RAW_PAYLOAD)
         return (time.perf_counter_ns() - start) / 1000
+
+
+class _Child:
+    """The remote agent in a child process (:mod:`loom_bridge._bench_child`), talked to by
+    lines on its stdin and stdout.
+
+    Entering starts it and waits for its ``ready`` (its stream is open), so its start-up is
+    never timed. Leaving always reaps it: stdin is closed (the child stops its link and
+    exits) and it is killed if it has not exited within :data:`_CHILD_EXIT_S`, at once when
+    the run failed or was cancelled.
+    """
+
+    def __init__(self, mode: str, address: str, batch: int) -> None:
+        self._argv = (mode, address, str(batch))
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> _Child:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loom_bridge._bench_child",
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            await self.expect("ready", _CHILD_START_S)
+        except BaseException:
+            await self._reap(kill=True)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._reap(kill=exc is not None)
+
+    async def send(self, line: str) -> None:
+        """Write one command line."""
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(line.encode() + b"\n")
+        await self._proc.stdin.drain()
+
+    async def expect(self, wanted: str, timeout_s: float) -> None:
+        """Read the child's next line, which must be ``wanted``.
+
+        Raises:
+            RuntimeError: the child said something else (its ``error ...``), exited, or
+                said nothing within ``timeout_s``.
+        """
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        try:
+            raw = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(
+                f"bench child {self._argv[0]}: no {wanted!r} within {timeout_s:g} s"
+            ) from None
+        line = raw.decode().strip()
+        if line == wanted:
+            return
+        if not raw:
+            status = await self._proc.wait()
+            raise RuntimeError(
+                f"bench child {self._argv[0]}: exited with status {status} "
+                f"while the bench waited for {wanted!r}"
+            )
+        raise RuntimeError(f"bench child {self._argv[0]}: {line!r} while expecting {wanted!r}")
+
+    async def _reap(self, kill: bool) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        if not kill:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), _CHILD_EXIT_S)
+                return
+            except TimeoutError:
+                pass
+        proc.kill()
+        await proc.wait()
 
 
 # -- the baseline ---------------------------------------------------------------------------
@@ -210,12 +308,37 @@ async def push(scale: float) -> list[Figure]:
 
 async def push_batched(scale: float) -> list[Figure]:
     """As :func:`push`, with the link asking for ``delivery_batch`` messages (the SDK's
-    default, 256 deliveries at most per message): events/s (at scale 1.0, 200,000 events)."""
+    default, 256 deliveries at most per message), and the remote agent in a child process,
+    as in use: events/s from a slice's first publish until the child reports its last
+    event's arrival (at scale 1.0, 200,000 events)."""
     from loom_bridge._registration import DEFAULT_DELIVERY_BATCH
 
     # Slices ten times longer than the raw stream's: a slice of 1,000 events is four
     # batches, too few for the batches to overlap with publishing.
-    return await _push(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+    return await _push_remote(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+
+
+async def _push_remote(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
+    async with MemoryBus() as bus, _RawGrpc() as raw:
+        server = await _bridge(bus)
+        try:
+            async with _Child("push", server.address, delivery_batch) as child:
+                await _until_open(server, "bench")
+
+                async def bridge_slice(first: int, size: int) -> None:
+                    target = first + size
+                    await child.send(f"expect {target}")
+                    for i in range(first, target):
+                        await bus.publish(_TOPIC, bench_event(i))
+                    await child.expect(f"got {target}", 60)
+
+                rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
+        finally:
+            await server.stop()
+    return [
+        Figure("throughput", rate, "events/s"),
+        Figure("raw_stream_throughput", raw_rate, "messages/s"),
+    ]
 
 
 async def _push(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
@@ -262,11 +385,46 @@ async def publish(scale: float) -> list[Figure]:
 
 async def publish_batched(scale: float) -> list[Figure]:
     """As :func:`publish`, the link sending ``publish_batch`` messages as the bridge offers
-    (the SDK's default, 256 publishes at most per message): events/s (at scale 1.0,
-    200,000 events)."""
+    (the SDK's default, 256 publishes at most per message), and the remote agent in a child
+    process, as in use: events/s from the command to publish a slice until the server's
+    subscriber has read its last event (at scale 1.0, 200,000 events)."""
     from loom_bridge._registration import DEFAULT_DELIVERY_BATCH
 
-    return await _publish(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+    return await _publish_remote(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
+
+
+async def _publish_remote(n: int, publish_batch: int, slice_size: int) -> list[Figure]:
+    async with MemoryBus() as bus, _RawGrpc() as raw:
+        server = await _bridge(bus)
+        sub = await bus.subscribe(_TOPIC, qos=QoS.BATCHED)
+        try:
+            async with _Child("publish", server.address, publish_batch) as child:
+                await _until_open(server, "bench")
+
+                async def bridge_slice(first: int, size: int) -> None:
+                    async def read() -> None:
+                        for _ in range(size - 1):
+                            await sub.get()
+                        _, last = await sub.get()
+                        seq = last.metadata.get("seq")
+                        if seq != str(first + size - 1):
+                            raise AssertionError(f"bridge.publish_batched: last seq {seq!r}")
+
+                    reader = asyncio.create_task(read())
+                    try:
+                        await child.send(f"publish {first} {size}")
+                        await asyncio.wait_for(reader, 60)
+                    finally:
+                        reader.cancel()
+                    await child.expect(f"sent {first} {size}", 60)
+
+                rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
+        finally:
+            await server.stop()
+    return [
+        Figure("throughput", rate, "events/s"),
+        Figure("raw_stream_throughput", raw_rate, "messages/s"),
+    ]
 
 
 async def _publish(n: int, publish_batch: int, slice_size: int) -> list[Figure]:

@@ -75,7 +75,10 @@ def loom_bench_scenarios() -> list[BenchScenario]:
         ),
         BenchScenario(
             name="bridge.push_batched",
-            description="bus -> bridge -> remote agent's link, delivery_batch messages: events/s",
+            description=(
+                "bus -> bridge -> remote agent's link, delivery_batch messages, "
+                "the remote agent in a child process (as in use): events/s"
+            ),
             run=_lazy("push_batched"),
             baseline=raw,
         ),
@@ -87,7 +90,10 @@ def loom_bench_scenarios() -> list[BenchScenario]:
         ),
         BenchScenario(
             name="bridge.publish_batched",
-            description="remote agent's link -> bridge -> bus, publish_batch messages: events/s",
+            description=(
+                "remote agent's link -> bridge -> bus, publish_batch messages, "
+                "the remote agent in a child process (as in use): events/s"
+            ),
             run=_lazy("publish_batched"),
             baseline=raw,
         ),
