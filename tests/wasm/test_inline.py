@@ -10,7 +10,14 @@ import pytest
 
 from loom.actions import CapabilityError
 from loom_wasm import ErrorKind, WasmPolicy
-from loom_wasm._inline import DEMOTE_AFTER, FORGIVE_AFTER, PROMOTE_AFTER, TINY_S, CostWatch
+from loom_wasm._inline import (
+    DEMOTE_AFTER,
+    FORGIVE_AFTER,
+    PROMOTE_AFTER,
+    TINY_FRESH_S,
+    TINY_S,
+    CostWatch,
+)
 
 CAPS = {"work": "cap_work", "count": "cap_count", "trap": "cap_trap", "spin": "cap_spin"}
 #: Loop turns that take milliseconds (about 15 ms here): past the 2 ms leash, within 2 s.
@@ -30,7 +37,7 @@ def _threads(plugin):
     return seen
 
 
-async def _promote(plugin, capability="work", payload=b"0"):
+async def _promote(plugin, capability="work", payload=b"0", patience=20):
     """Call until the capability goes inline (a busy machine can make a call not tiny)."""
     watch = plugin.cost_watch(capability)
     assert watch is not None and not watch.inline
@@ -39,7 +46,7 @@ async def _promote(plugin, capability="work", payload=b"0"):
     while not watch.inline:
         await plugin.invoke(capability, payload)
         calls += 1
-        assert calls < needed * 20, f"not inline after {calls} calls: {watch.streak}"
+        assert calls < needed * patience, f"not inline after {calls} calls: {watch.streak}"
     assert calls >= needed
     return watch, calls
 
@@ -159,7 +166,7 @@ async def test_an_inline_eligible_call_that_runs_out_of_fuel(reused):
 
 async def test_a_trap_in_the_middle_of_an_inline_reused_instance(reused):
     plugin = reused()
-    _, calls = await _promote(plugin, "count", b"{}")
+    _, calls = await _promote(plugin, "count", b"{}", patience=100)
     counts = [json.loads(await plugin.invoke("count", b"{}"))["count"] for _ in range(3)]
     assert counts == [calls + 1, calls + 2, calls + 3]  # one instance served them all
     with pytest.raises(CapabilityError) as caught:
@@ -198,8 +205,10 @@ async def test_declared_inline_calls_that_loop_forever_are_stopped_and_the_loop_
     [
         ({"reuse": True}, WasmPolicy(cache=False), 2),
         ({"reuse": True}, WasmPolicy(cache=False, inline_max_ms=0), 0),
-        ({"reuse": True}, WasmPolicy(cache=False, reuse=False), 0),
-        ({"reuse": False}, WasmPolicy(cache=False), 0),
+        # a fresh Store per call gets the leash too (its start runs under it), asked or not
+        ({"reuse": True}, WasmPolicy(cache=False, reuse=False), 2),
+        ({"reuse": False}, WasmPolicy(cache=False), 2),
+        ({"reuse": False}, WasmPolicy(cache=False, inline_max_ms=0), 0),
         ({"reuse": True}, WasmPolicy(cache=False, inline_max_ms=50), 50),
     ],
 )
@@ -283,3 +292,146 @@ def test_the_cost_watch_promotes_after_a_streak_and_backs_off():
     for _ in range(FORGIVE_AFTER * 3):
         watch.saw_inline(0.0)
     assert watch.demotions == 41 - 3  # a long run of tiny inline calls forgives
+
+
+# A fresh Store per call: the observed route covers the whole call, start function included.
+
+
+@pytest.fixture
+def fresh(make_plugin, tmp_path):
+    """``fresh(leash_ms=50, **limits) -> (plugin, mode file)``: a fresh-Store plugin of
+    ``fresh_start.wat`` on that leash, whose start the test steers through its read-only
+    ``mode`` file."""
+
+    def make(leash_ms=50, **limits):
+        cfg = tmp_path / "cfg"
+        cfg.mkdir(exist_ok=True)
+        mode = cfg / "mode"
+        mode.write_text("-")  # starts normally (the load-time probe instantiates it)
+        policy = WasmPolicy(cache=False, dirs=[{"path": str(cfg)}], inline_max_ms=leash_ms)
+        plugin = make_plugin(
+            "fresh_start",
+            {"count": "cap_count"},
+            limits={"fuel": 10**10, "timeout_ms": 2000, **limits},
+            grants={"dirs": [{"host": str(cfg), "guest": "/cfg", "mode": "ro"}]},
+            policy_override=policy,
+        )
+        assert not plugin.granted.reuse and plugin.granted.inline_leash_ms == leash_ms
+        # These tests are about what happens to fresh calls on the leash, not about the
+        # tiny mark or the leash's length (CostWatch's own tests and the reused-instance
+        # tests are): on a busy machine a fresh call with its WASI context can take longer
+        # than TINY_FRESH_S, or than a 2 ms leash, so both are wider here unless a test
+        # asks for the default leash.
+        watch = plugin.cost_watch("count")
+        assert watch is not None and watch.tiny_s == TINY_FRESH_S
+        watch.tiny_s = 0.002
+        return plugin, mode
+
+    return make
+
+
+FRESH = {"count": 1, "last": None}
+# A fresh call with its WASI context and preopened directory costs 100-200 µs here, near the
+# tiny mark on a busy machine: the fresh tests allow more calls before one goes inline.
+
+
+async def test_a_fresh_capability_goes_inline_after_a_streak_and_keeps_nothing(fresh):
+    plugin, _ = fresh()
+    seen = _threads(plugin)
+    loop_thread = threading.get_ident()
+    watch = plugin.cost_watch("count")
+    while not watch.inline:  # as _promote, checking every answer on the way
+        assert json.loads(await plugin.invoke("count", b'{"n":0}')) == FRESH
+        assert len(seen) < PROMOTE_AFTER * 100, watch.streak
+    assert loop_thread not in seen and len(seen) >= PROMOTE_AFTER
+    seen.clear()
+    for n in range(5):
+        # a new Store each time, inline too: no global, no memory carried from the call before
+        assert json.loads(await plugin.invoke("count", b'{"n":%d}' % n)) == FRESH
+    assert seen == [loop_thread] * 5
+
+
+async def test_a_fresh_start_past_the_leash_is_rerun_on_a_worker_and_answered(fresh):
+    plugin, mode = fresh(leash_ms=2)
+    watch, _ = await _promote(plugin, "count", b"{}", patience=100)
+    seen = _threads(plugin)
+    loop_thread = threading.get_ident()
+    mode.write_text("S")  # the start function now takes about 15 ms: past the 2 ms leash
+    assert json.loads(await plugin.invoke("count", b"{}")) == FRESH
+    assert seen[0] == loop_thread and seen[1] != loop_thread and len(seen) == 2
+    assert not watch.inline and watch.demotions == 1
+    mode.write_text("-")
+    seen.clear()
+    assert json.loads(await plugin.invoke("count", b"{}")) == FRESH
+    assert seen != [loop_thread]  # back on the workers until seen tiny again, for longer
+    _, calls = await _promote(plugin, "count", b"{}", patience=100)
+    assert calls + 1 >= PROMOTE_AFTER * 2 and watch.inline
+
+
+async def test_a_fresh_start_that_loops_forever_is_stopped_and_the_loop_goes_on(fresh, still_works):
+    plugin, mode = fresh(timeout_ms=300)
+    watch, _ = await _promote(plugin, "count", b"{}", patience=100)
+    seen = _threads(plugin)
+    loop_thread = threading.get_ident()
+    mode.write_text("L")  # the module's start function now never returns
+    ticks = _Ticks()
+    try:
+        attempts = 0  # as for a reused instance: a late ticker can make an attempt look short
+        while attempts < DEMOTE_AFTER:
+            attempts += 1
+            seen.clear()
+            with pytest.raises(CapabilityError) as caught:
+                await plugin.invoke("count", b"{}")
+            error = caught.value
+            assert error.code == "CAPABILITY_ERROR"
+            assert error.details["kind"] == ErrorKind.TIMEOUT
+            assert error.details["timeout_ms"] == "300"
+            assert "init" in error.details["backtrace"]  # stopped in the start function
+            assert seen[0] == loop_thread and seen[1:] != [loop_thread] and len(seen) == 2
+            if not watch.inline:
+                break
+    finally:
+        ticks.stop()
+    assert not watch.inline and watch.demotions == 1, attempts
+    assert ticks.count >= 5 * attempts  # 300 ms on a worker each time: the loop went on
+    mode.write_text("-")
+    assert json.loads(await plugin.invoke("count", b"{}")) == FRESH
+    still_works()
+
+
+async def test_a_memory_bomb_while_a_fresh_instance_starts_is_stopped_inline(fresh, still_works):
+    plugin, mode = fresh()
+    mode.write_text("G")  # _initialize grows memory until the cap refuses, then traps
+    with pytest.raises(CapabilityError) as on_worker:
+        await plugin.invoke("count", b"{}")
+    mode.write_text("-")
+    watch, _ = await _promote(plugin, "count", b"{}", patience=100)
+    seen = _threads(plugin)
+    mode.write_text("G")
+    with pytest.raises(CapabilityError) as inline:
+        await plugin.invoke("count", b"{}")
+    # the same error on either route; a real failure within the leash, not run again
+    for caught in (on_worker, inline):
+        assert caught.value.code == "CAPABILITY_ERROR"
+        assert caught.value.details["kind"] == ErrorKind.MEMORY
+        assert caught.value.details["memory_bytes"] == str(plugin.granted.limits.memory_bytes)
+    assert seen == [threading.get_ident()]
+    assert watch.inline and watch.demotions == 0
+    mode.write_text("-")
+    assert json.loads(await plugin.invoke("count", b"{}")) == FRESH
+    assert seen == [threading.get_ident()] * 2
+    still_works()
+
+
+def test_writable_directories_keep_a_fresh_plugin_off_the_leash(make_plugin, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    policy = WasmPolicy(cache=False, dirs=[{"path": str(data), "mode": "rw"}])
+    plugin = make_plugin(
+        "attacks",
+        CAPS,
+        policy_override=policy,
+        grants={"dirs": [{"host": str(data), "guest": "/data", "mode": "rw"}]},
+    )
+    assert not plugin.granted.reuse and plugin.granted.inline_leash_ms == 0
+    assert plugin.cost_watch("work") is None

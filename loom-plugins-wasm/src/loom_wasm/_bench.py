@@ -5,9 +5,9 @@ with ``{"text": "hello world"}``, sequentially, through an
 :class:`~loom.actions.ActionBroker`: input validation, the call and the output's JSON
 check are all in the figure. Each scenario reports, in µs per call:
 
-- ``p50_us`` / ``p99_us``: the default policy. A fresh-Store plugin runs on a worker
-  thread; a reused-instance plugin's tiny calls run inline, on the leash of the policy's
-  ``inline_max_ms`` (see :mod:`loom_wasm._inline`);
+- ``p50_us`` / ``p99_us``: the default policy: calls start on a worker thread and, once
+  seen to be tiny, run inline on the leash of the policy's ``inline_max_ms`` (see
+  :mod:`loom_wasm._inline`), for a fresh Store per call as for a reused instance;
 - ``thread_p50_us`` / ``thread_p99_us``: ``inline_max_ms = 0``, every call on a worker
   thread;
 - ``inline_p50_us`` / ``inline_p99_us``: the policy's ``inline_max_ms`` covering the

@@ -1,10 +1,11 @@
 """Running cap-v1 core modules: a fresh Store and instance per call, or a pool of reused ones.
 
 Per plugin, once: link WASI (with ``poll_oneoff`` and, unless granted, the clocks shadowed
-by stubs that answer ENOTSUP) and pre-instantiate. Per call: a Store with the memory cap,
-fuel and an epoch deadline, a WasiConfig holding only the granted directories and
-variables, the instance, ``_initialize``, the call, and ``store.close()``. A reused
-instance is re-armed with fuel and a deadline before every call and dropped after any
+by stubs that answer ENOTSUP) and pre-instantiate. Per call: a Store with the memory cap
+and a WasiConfig holding only the granted directories and variables, armed with fuel and
+an epoch deadline before any guest code runs, so the start function, ``_initialize`` and
+the call share one budget (and one inline leash); then the call and ``store.close()``. A
+reused instance is re-armed with fuel and a deadline before every call and dropped after any
 failure other than one the guest reported itself.
 """
 
@@ -83,7 +84,8 @@ class _Live:
         "store_cap",
     )
 
-    def __init__(self, runner: CoreRunner, fuel: int, ticks: int) -> None:
+    def __init__(self, runner: CoreRunner) -> None:
+        """The Store alone, capped and configured: no guest code runs yet."""
         import wasmtime
 
         self.store = store = wasmtime.Store(engine())
@@ -102,16 +104,24 @@ class _Live:
                 config.stderr_custom = self.stderr
                 store.set_wasi(config)
             self.context = fast.context_of(store)
-            fast.arm(self.context, _u64(fuel), _u64(ticks))
-            self.instance = instance = fast.instantiate(runner.pre, store)
-            self.memory = instance.memory()
-            self.alloc = instance.func("cap_alloc", 1, 1)
-            self.funcs: dict[str, fast.BoundFunc] = {}  # bound on first use
-            if runner.shape.initialize:
-                instance.func("_initialize", 0, 0).call0()
         except BaseException:
             store.close()
             raise
+
+    def start(self, runner: CoreRunner, fuel: int, ticks: int) -> None:
+        """Arm the Store, then instantiate (the start function included) and run ``_initialize``.
+
+        Every guest instruction of it runs under ``fuel`` and the deadline ``ticks`` away,
+        and every byte of memory under the cap: the call that follows shares them. On
+        failure the caller classifies (:meth:`memory_size` tells a memory bomb) and closes.
+        """
+        fast.arm(self.context, _u64(fuel), _u64(ticks))
+        self.instance = instance = fast.instantiate(runner.pre, self.store)
+        self.memory = instance.memory()
+        self.alloc = instance.func("cap_alloc", 1, 1)
+        self.funcs: dict[str, fast.BoundFunc] = {}  # bound on first use
+        if runner.shape.initialize:
+            instance.func("_initialize", 0, 0).call0()
 
     def arm(self, fuel: ctypes.c_uint64, ticks: ctypes.c_uint64) -> None:
         fast.arm(self.context, fuel, ticks)
@@ -199,16 +209,11 @@ class CoreRunner:
         clock.enter()
         try:
             try:
-                live = _Live(self, limits.fuel, deadline_ticks(limits.timeout_ms))
-            except Exception as exc:
-                failure = classify(
-                    exc,
-                    fuel=limits.fuel,
-                    timeout_ms=limits.timeout_ms,
-                    memory_cap=self.memory_cap,
-                    memory_now=None,
+                live = self._fresh(
+                    limits.fuel, deadline_ticks(limits.timeout_ms), limits.timeout_ms
                 )
-                raise ValueError(f"instantiation failed: {failure.message}") from exc
+            except CallFailure as failure:
+                raise ValueError(f"instantiation failed: {failure.message}") from failure
             try:
                 version = live.instance.func("cap_abi_version", 0, 1).i32()
             except Exception as exc:
@@ -246,18 +251,7 @@ class CoreRunner:
                 self._put(live, keep=not reported.discard)
                 raise
             except Exception as exc:
-                failure = classify(
-                    exc,
-                    fuel=fuel,
-                    timeout_ms=timeout_ms,
-                    memory_cap=self.memory_cap,
-                    memory_now=live.memory_size(),
-                    memory_initial=self.shape.min_memory_bytes,
-                )
-                if live.stderr is not None and live.stderr.data:
-                    failure.details["stderr"] = live.stderr.data.decode("utf-8", "replace")
-                live.close()
-                raise failure from exc
+                raise self._failed(live, exc, fuel, timeout_ms) from exc
             self._put(live, keep=True)
             return data
         finally:
@@ -270,12 +264,40 @@ class CoreRunner:
             if live is not None:
                 live.arm(self._fuel_arg, _u64(ticks))
                 return live
+        return self._fresh(fuel, ticks, timeout_ms)
+
+    def _fresh(self, fuel: int, ticks: int, timeout_ms: int) -> _Live:
+        """A new instance in a new Store, started under ``fuel`` and the deadline.
+
+        Raises:
+            CallFailure: classified, the Store closed.
+        """
         try:
-            return _Live(self, fuel, ticks)
+            live = _Live(self)
         except Exception as exc:
             raise classify(
                 exc, fuel=fuel, timeout_ms=timeout_ms, memory_cap=self.memory_cap, memory_now=None
             ) from exc
+        try:
+            live.start(self, fuel, ticks)
+        except Exception as exc:
+            raise self._failed(live, exc, fuel, timeout_ms) from exc
+        return live
+
+    def _failed(self, live: _Live, exc: Exception, fuel: int, timeout_ms: int) -> CallFailure:
+        """Classify what ``live`` raised, with its memory's size and stderr, and close it."""
+        failure = classify(
+            exc,
+            fuel=fuel,
+            timeout_ms=timeout_ms,
+            memory_cap=self.memory_cap,
+            memory_now=live.memory_size(),
+            memory_initial=self.shape.min_memory_bytes,
+        )
+        if live.stderr is not None and live.stderr.data:
+            failure.details["stderr"] = live.stderr.data.decode("utf-8", "replace")
+        live.close()
+        return failure
 
     def _put(self, live: _Live, *, keep: bool) -> None:
         if keep and self._reuse:

@@ -1,11 +1,14 @@
 """Whether a capability's next call may run inline, on the caller's thread, from its observed cost.
 
-Handing a call to a worker thread and back costs about 45 µs here, more than a small
-guest call itself (3-10 µs on a reused instance). So a capability of a stateless-and-trusted
-plugin (a reused instance, no writable directory) whose calls are seen to be tiny runs on
-the caller's thread, the event loop included, on a leash: its deadline is cut to the
-policy's ``inline_max_ms``. A call the leash stops is re-run on a worker thread within
-the rest of its own deadline (a stateless call can run again), and the capability goes
+Handing a call to a worker thread and back costs 45-90 µs here, more than a small
+guest call itself (3-10 µs on a reused instance, about 60 on a fresh Store). So a
+capability of a cap-v1 plugin without writable directories whose calls are seen to be tiny
+runs on the caller's thread, the event loop included, on a leash: its deadline is cut to
+the policy's ``inline_max_ms``. For a fresh Store the seen cost and the leash cover the
+whole call: the Store, instantiation with its start function and ``_initialize``, the call
+and the output. A call the leash stops is re-run on a worker thread within the rest of its
+own deadline (it can run again: a fresh Store keeps nothing, a reused instance is
+stateless-and-trusted, and no directory is writable), and the capability goes
 back to the workers until it has again been seen to be tiny for a longer streak. So do
 its calls after a few inline ones in a row that were not tiny (one alone is often the
 machine's doing: a preempted thread, a page fault).
@@ -17,10 +20,20 @@ call is still under the leash, fuel and the memory cap).
 
 from __future__ import annotations
 
-__all__ = ["DEMOTE_AFTER", "FORGIVE_AFTER", "PROMOTE_AFTER", "TINY_S", "CostWatch"]
+__all__ = [
+    "DEMOTE_AFTER",
+    "FORGIVE_AFTER",
+    "PROMOTE_AFTER",
+    "TINY_FRESH_S",
+    "TINY_S",
+    "CostWatch",
+]
 
 #: A call that takes at most this long (in the guest, seconds) counts as tiny.
 TINY_S = 100e-6
+#: The same for a fresh Store per call, whose fixed part (the Store, its WASI context and
+#: preopened directories, the instance) alone costs 60-130 µs here.
+TINY_FRESH_S = 250e-6
 #: Tiny calls in a row on the workers before a capability first goes inline.
 PROMOTE_AFTER = 16
 #: Inline calls in a row that are not tiny before a capability goes back to the workers.
@@ -34,7 +47,11 @@ FORGIVE_AFTER = 1024
 class CostWatch:
     """One capability's observed cost, and whether its calls now run inline.
 
+    Args:
+        tiny_s: the longest call that counts as tiny, in seconds.
+
     Attributes:
+        tiny_s: the longest call that counts as tiny, in seconds.
         inline: the next call runs on the caller's thread, on the leash.
         streak: tiny calls in a row seen on the workers.
         slow: inline calls in a row that were not tiny.
@@ -42,9 +59,10 @@ class CostWatch:
             :data:`FORGIVE_AFTER` tiny inline calls.
     """
 
-    __slots__ = ("demotions", "good", "inline", "slow", "streak")
+    __slots__ = ("demotions", "good", "inline", "slow", "streak", "tiny_s")
 
-    def __init__(self) -> None:
+    def __init__(self, tiny_s: float = TINY_S) -> None:
+        self.tiny_s = tiny_s
         self.inline = False
         self.streak = 0
         self.slow = 0
@@ -53,7 +71,7 @@ class CostWatch:
 
     def saw(self, seconds: float) -> None:
         """A call on a worker took ``seconds`` (in the guest, whatever its outcome)."""
-        if seconds > TINY_S:
+        if seconds > self.tiny_s:
             self.streak = 0
             return
         self.streak += 1
@@ -62,7 +80,7 @@ class CostWatch:
 
     def saw_inline(self, seconds: float) -> None:
         """An inline call took ``seconds``; a few in a row not tiny send the next ones back."""
-        if seconds <= TINY_S:
+        if seconds <= self.tiny_s:
             self.slow = 0
             self.good += 1
             if self.good >= FORGIVE_AFTER:

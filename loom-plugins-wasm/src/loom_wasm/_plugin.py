@@ -14,7 +14,7 @@ from loom_wasm._classify import CallFailure
 from loom_wasm._engine import TICK_MS
 from loom_wasm._errors import ErrorKind, call_error
 from loom_wasm._gate import Busy, Gate
-from loom_wasm._inline import CostWatch
+from loom_wasm._inline import TINY_FRESH_S, TINY_S, CostWatch
 from loom_wasm._manifest import CapabilitySpec, PluginManifest
 from loom_wasm._policy import Granted
 
@@ -89,8 +89,10 @@ class WasmPlugin:
         self._gate = Gate(manifest.name, granted.limits.max_concurrency)
         self._leash_ms = granted.inline_leash_ms
         self._caps: dict[tuple[str, str], _Cap] = {}
+        tiny_s = TINY_S if granted.reuse else TINY_FRESH_S
         for spec in reversed(manifest.capabilities):  # the first listed wins for ""
-            cap = _Cap(spec, manifest.export_of(spec), CostWatch() if self._leash_ms else None)
+            watch = CostWatch(tiny_s) if self._leash_ms else None
+            cap = _Cap(spec, manifest.export_of(spec), watch)
             self._caps[spec.name, spec.version] = cap
             self._caps[spec.name, ""] = cap
         self._users = 0

@@ -56,8 +56,9 @@ class WasmPolicy(BaseModel):
         inline_max_ms: the longest one call may run on the calling thread, the event loop
             included, instead of a worker thread (saving the thread handoff, about 45 µs;
             see docs/wasm.md). A plugin whose deadline (``limits.timeout_ms``) is at most
-            this always runs inline. A reused-instance plugin without writable directories
-            runs a capability inline once its calls are seen to be tiny, with its deadline
+            this always runs inline. A cap-v1 plugin without writable directories (a
+            fresh Store per call or a reused instance) runs a capability inline once its
+            calls are seen to be tiny, with its deadline
             cut to this; a call stopped by that cut is re-run on a worker. 0 never runs
             inline.
     """
@@ -123,8 +124,9 @@ class Granted:
         refused: one line per refused grant.
         inline_leash_ms: when not 0, a capability whose calls are seen to be tiny runs
             inline with its deadline cut to this (the policy's ``inline_max_ms``); a call
-            the cut stops is re-run on a worker. Only for reused instances of core modules
-            without writable directories (a call may then run twice).
+            the cut stops is re-run on a worker. Only for core modules without writable
+            directories (a call may then run twice), fresh or reused: a fresh call's
+            instantiation and start function run under the leash as well.
     """
 
     dirs: tuple[GrantedDir, ...]
@@ -223,7 +225,10 @@ def resolve_grants(manifest: PluginManifest, manifest_path: Path, policy: WasmPo
     # can sleep in a host call, which the deadline does not interrupt.
     interruptible = manifest.abi == "cap-v1" or not clock
     inline = interruptible and limits.timeout_ms <= policy.inline_max_ms
+    # The leash needs a call that may run twice (no writable directory) and a guest that the
+    # epoch always stops. A fresh Store is armed before instantiation, so its start function
+    # is under the leash too: reuse is not needed.
     leash = 0
-    if reuse and not inline and manifest.abi == "cap-v1" and not any(d.writable for d in dirs):
+    if not inline and manifest.abi == "cap-v1" and not any(d.writable for d in dirs):
         leash = policy.inline_max_ms
     return Granted(tuple(dirs), tuple(env), clock, reuse, inline, limits, tuple(refused), leash)
