@@ -110,7 +110,11 @@ async def test_a_call_past_its_timeout_is_cancelled_on_the_server(broker, manage
     await manager.add_server(rogue(env={"ROGUE_LOG": str(log)}))
     hung = await call(broker, "rogue:hang", timeout_ms=300)
     assert (hung.status, hung.error.code) == (ActionStatus.TIMEOUT, "TIMEOUT")
-    await wait_for(log.exists, what="the cancellation to reach the server")
+    # The server opens the file, then writes the line: wait for the whole line.
+    await wait_for(
+        lambda: log.exists() and log.read_text().endswith("\n"),
+        what="the cancellation to reach the server",
+    )
     [cancelled] = [json.loads(line) for line in log.read_text().splitlines()]
     assert "requestId" in cancelled
     # The server's own bound (call_timeout_s) works the same way without a caller timeout.
@@ -229,7 +233,11 @@ async def test_a_caller_that_gives_up_cancels_the_call_on_the_server(broker, man
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await wait_for(log.exists, what="the cancellation to reach the server")
+    # The server opens the file, then writes the line: wait for the whole line.
+    await wait_for(
+        lambda: log.exists() and log.read_text().endswith("\n"),
+        what="the cancellation to reach the server",
+    )
     [cancelled] = [json.loads(line) for line in log.read_text().splitlines()]
     assert "requestId" in cancelled
     assert (await call(broker, "rogue:ok")).status is ActionStatus.OK
