@@ -147,9 +147,14 @@ async def test_mixed_subjects_keep_their_own_order_and_batches(nats_url, prefix)
                 await bus.publish(f"room.{'ab'[i % 2]}", ev(i))
             assert await bus.settle()
             items = await read(sub, 20)
-            await wait_for(lambda: sum(recorder.counts()) == 20)
+            try:
+                await wait_for(lambda: sum(recorder.counts()) >= 20, timeout=15.0)
+            except AssertionError:
+                seen = [(s, h) for s, h, _ in recorder.messages]
+                raise AssertionError(f"the wire carried fewer than 20 events: {seen}") from None
         finally:
             await nc.close()
+        assert sum(recorder.counts()) == 20, [(s, h) for s, h, _ in recorder.messages]
         by_topic: dict[str, list[int]] = {}
         for topic, event in items:
             by_topic.setdefault(topic, []).append(int(event.metadata["seq"]))
