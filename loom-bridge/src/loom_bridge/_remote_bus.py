@@ -24,8 +24,8 @@ from loom.bus import (
     MemoryBus,
     Subscription,
     TopicStats,
+    refuse_event,
 )
-from loom.errors import InvalidEventError
 from loom.topics import validate_topic
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class RemoteBus(EventBus):
         """
         validate_topic(topic)
         if not isinstance(event, Event):
-            raise InvalidEventError(f"publish takes a loom.Event, not {type(event).__name__}")
+            refuse_event(event)
         link = self._link
         if link is None or link.closed:
             return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loom import Event
+from loom.bus import refuse_event
 from loom.errors import InvalidEventError, InvalidTopicError
 from loom.telemetry import tracing_on
 from loom.topics import validate_topic
@@ -18,16 +19,6 @@ def publish_mode_coalesces(mode: PublishMode, realtime_batch: int) -> bool:
     """Whether publishes coalesce into batches: core mode (nothing to acknowledge per
     event) with ``realtime_batch`` of 2 or more."""
     return mode == "core" and realtime_batch > 1
-
-
-def _check_event_fields(event: Event) -> None:
-    if event.payload.__class__ is not bytes:
-        raise InvalidEventError(
-            f"event {event.id!r}: payload must be bytes, not {type(event.payload).__name__}"
-        )
-    raise InvalidEventError(
-        f"event {event.id!r}: priority must be an int in 0..100, got {event.priority!r}"
-    )
 
 
 class Publishing(BusState):
@@ -51,12 +42,9 @@ class Publishing(BusState):
             NatsError: the bus is not started.
         """
         if event.__class__ is not Event and not isinstance(event, Event):
-            raise InvalidEventError(
-                f"publish takes a loom.Event, not {type(event).__name__}: "
-                "wrap the data, e.g. Event('my.type', payload_bytes)"
-            )
+            refuse_event(event)
         if event.payload.__class__ is not bytes or not 0 <= event.priority <= 100:
-            _check_event_fields(event)
+            refuse_event(event)
         try:
             route = self._routes[topic]
         except (KeyError, TypeError):

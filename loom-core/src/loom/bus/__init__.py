@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from loom._action import QoS
 from loom.bus._base import EventBus, Handler
+from loom.bus._checks import refuse_event
 from loom.bus._errors import BusClosedError, SubscriptionClosed
 from loom.bus._memory import DEFAULT_INFLIGHT_THRESHOLD, DEFAULT_MAX_TOPICS, MemoryBus
 from loom.bus._policy import DEFAULT_QUEUE_SIZES, Backpressure, DropReason, Policy
@@ -48,4 +49,5 @@ __all__ = [
     "Subscription",
     "SubscriptionClosed",
     "TopicStats",
+    "refuse_event",
 ]

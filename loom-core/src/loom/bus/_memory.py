@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from loom._action import QoS
 from loom._event import Event
 from loom.bus._base import EventBus, Handler
+from loom.bus._checks import refuse_event
 from loom.bus._errors import BusClosedError
 from loom.bus._handler import run_handler
 from loom.bus._index import Route, RouteTable
@@ -17,7 +18,7 @@ from loom.bus._policy import Backpressure, DropReason
 from loom.bus._queue import DeliveryQueue, Item, _wake
 from loom.bus._stats import TopicCounters, TopicStats
 from loom.bus._subscription import Subscription
-from loom.errors import InvalidEventError, InvalidTopicError
+from loom.errors import InvalidTopicError
 from loom.telemetry import _switch
 from loom.topics import TopicPattern, validate_topic
 
@@ -121,12 +122,9 @@ class MemoryBus(EventBus):
         ``traceparent`` is written into ``event.metadata`` before delivery.
         """
         if event.__class__ is not Event and not isinstance(event, Event):
-            raise InvalidEventError(
-                f"publish takes a loom.Event, not {type(event).__name__}: "
-                "wrap the data, e.g. Event('my.type', payload_bytes)"
-            )
+            refuse_event(event)
         if event.payload.__class__ is not bytes or not 0 <= event.priority <= 100:
-            _check_event_fields(event)
+            refuse_event(event)
         try:
             route = self._routes[topic]
         except (KeyError, TypeError):
@@ -323,13 +321,3 @@ class MemoryBus(EventBus):
             return 0
         route = self._routes.get(topic)
         return len(route.subs) if route is not None else len(self._table.match(topic))
-
-
-def _check_event_fields(event: Event) -> None:
-    if event.payload.__class__ is not bytes:
-        raise InvalidEventError(
-            f"event {event.id!r}: payload must be bytes, not {type(event.payload).__name__}"
-        )
-    raise InvalidEventError(
-        f"event {event.id!r}: priority must be an int in 0..100, got {event.priority!r}"
-    )
