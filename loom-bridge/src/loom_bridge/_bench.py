@@ -318,6 +318,14 @@ async def push_batched(scale: float) -> list[Figure]:
     return await _push_remote(_count(200_000, scale), DEFAULT_DELIVERY_BATCH, 10 * _SLICE)
 
 
+def _stream_figures(rate: float, raw_rate: float) -> list[Figure]:
+    """A stream scenario's figures: the bridge's events/s beside the raw stream's."""
+    return [
+        Figure("throughput", rate, "events/s"),
+        Figure("raw_stream_throughput", raw_rate, "messages/s"),
+    ]
+
+
 async def _push_remote(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
     async with MemoryBus() as bus, _RawGrpc() as raw:
         server = await _bridge(bus)
@@ -335,10 +343,7 @@ async def _push_remote(n: int, delivery_batch: int, slice_size: int) -> list[Fig
                 rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
         finally:
             await server.stop()
-    return [
-        Figure("throughput", rate, "events/s"),
-        Figure("raw_stream_throughput", raw_rate, "messages/s"),
-    ]
+    return _stream_figures(rate, raw_rate)
 
 
 async def _push(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
@@ -371,10 +376,7 @@ async def _push(n: int, delivery_batch: int, slice_size: int) -> list[Figure]:
         finally:
             await link.stop()
             await server.stop()
-    return [
-        Figure("throughput", rate, "events/s"),
-        Figure("raw_stream_throughput", raw_rate, "messages/s"),
-    ]
+    return _stream_figures(rate, raw_rate)
 
 
 async def publish(scale: float) -> list[Figure]:
@@ -421,10 +423,7 @@ async def _publish_remote(n: int, publish_batch: int, slice_size: int) -> list[F
                 rate, raw_rate = await _interleaved(n, raw, bridge_slice, slice_size)
         finally:
             await server.stop()
-    return [
-        Figure("throughput", rate, "events/s"),
-        Figure("raw_stream_throughput", raw_rate, "messages/s"),
-    ]
+    return _stream_figures(rate, raw_rate)
 
 
 async def _publish(n: int, publish_batch: int, slice_size: int) -> list[Figure]:
@@ -453,10 +452,7 @@ async def _publish(n: int, publish_batch: int, slice_size: int) -> list[Figure]:
         finally:
             await link.stop()
             await server.stop()
-    return [
-        Figure("throughput", rate, "events/s"),
-        Figure("raw_stream_throughput", raw_rate, "messages/s"),
-    ]
+    return _stream_figures(rate, raw_rate)
 
 
 async def forward_action(scale: float) -> list[Figure]:

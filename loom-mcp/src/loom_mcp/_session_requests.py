@@ -121,24 +121,23 @@ class SessionRequests:
     async def subscribe(self, uri: str) -> None:
         """Ask for ``resource_updated`` events about ``uri`` (kept across reconnections)."""
         self._subscriptions.add(uri)
-        client = self._client
-        if client is None:
-            return
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            self._listen_changed.set()
-        else:
-            await self._request(lambda c: subscribe_request(c, uri, subscribe=True))
+        await self._tell_subscriptions(uri, subscribe=True)
 
     async def unsubscribe(self, uri: str) -> None:
         """Stop the ``resource_updated`` events about ``uri``."""
         self._subscriptions.discard(uri)
+        await self._tell_subscriptions(uri, subscribe=False)
+
+    async def _tell_subscriptions(self, uri: str, *, subscribe: bool) -> None:
+        """Tell a connected server of a changed subscription: by request on older protocols,
+        through the listen stream (re-opened with the new set) on the newest."""
         client = self._client
         if client is None:
             return
         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             self._listen_changed.set()
         else:
-            await self._request(lambda c: subscribe_request(c, uri, subscribe=False))
+            await self._request(lambda c: subscribe_request(c, uri, subscribe=subscribe))
 
     async def _request(self, send: Callable[[Client], Awaitable[_T]]) -> _T:
         client = self.client()
