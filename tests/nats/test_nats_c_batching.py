@@ -13,6 +13,7 @@ import pytest
 
 from loom import Event, QoS
 from loom.bus import Backpressure
+from loom.errors import InvalidEventError
 from loom_nats import NatsBus, StreamLimits
 from loom_nats._codec import BATCH_HEADER, encode_batch, encode_event
 
@@ -88,6 +89,32 @@ async def test_a_burst_goes_as_batches_in_order_across_batch_boundaries(nats_url
         assert recorder.messages[0][1] is None  # a plain loom.v1.Event, no header
         stats = bus.stats("tick")
         assert stats is not None and stats.delivered == 30 and stats.dropped == 0
+
+
+async def test_a_bad_event_in_a_burst_is_refused_and_its_batch_goes_on(
+    nats_url, prefix, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.ERROR, logger="loom.nats")
+    async with make(nats_url, prefix, realtime_batch=8) as bus:
+        sub = await bus.subscribe("tick", backpressure=Backpressure(queue_size=100))
+        for i in range(3):
+            await bus.publish("tick", ev(i))
+        # Held events are encoded with their batch, but a value protobuf cannot carry is
+        # still refused at publish, mid-burst.
+        with pytest.raises(InvalidEventError, match="cannot be encoded"):
+            await bus.publish("tick", Event("t", metadata={"seq": 3}))  # type: ignore[dict-item]
+        # One the publish-time check lets through (a list has a length) is dropped alone
+        # when its batch is encoded: logged and counted; its batch-mates arrive.
+        await bus.publish("tick", Event("t", metadata={"seq": ["x"]}))  # type: ignore[dict-item]
+        for i in range(4, 7):
+            await bus.publish("tick", ev(i))
+        assert await bus.settle()
+        assert seqs(await read(sub, 6)) == [0, 1, 2, 4, 5, 6]
+        assert sub.qsize() == 0
+        assert bus.nats_stats().publish_failures == 1
+        assert "held for a batch was dropped" in caplog.text
+        await bus.publish("tick", ev(7))  # and the bus goes on
+        assert seqs(await read(sub, 1)) == [7]
 
 
 async def test_events_in_separate_iterations_go_one_message_each(nats_url, prefix):
@@ -187,22 +214,21 @@ async def test_garbage_and_truncated_batches_are_counted_and_the_bus_goes_on(
 
     caplog.set_level(logging.WARNING, logger="loom.nats")
     subject = f"{prefix}.bad"
-    good = [encode_event(ev(i)) for i in range(3)]
-    stream = encode_batch(good)
+    body, _ = encode_batch([ev(i) for i in range(3)], 1 << 20)
     async with make(nats_url, prefix) as bus:
         realtime = await bus.subscribe("bad")
         batched = await bus.subscribe("bad", qos=QoS.BATCHED)
         nc = await nats.connect(nats_url)
         try:
             js = nc.jetstream()
-            # Garbage under a batch header; a stream cut inside its third event; a count
-            # that lies; an old-style single event with no header at all.
+            # Garbage under a batch header; a batch cut short; a count that lies (its
+            # events still go); a single event with no header at all.
             await js.publish(subject, b"\xff\xff\xff\xff\xff\xff", headers={BATCH_HEADER: "2"})
-            await js.publish(subject, stream[:-4], headers={BATCH_HEADER: "3"})
-            await js.publish(subject, stream, headers={BATCH_HEADER: "5"})
+            await js.publish(subject, body[:-4], headers={BATCH_HEADER: "3"})
+            await js.publish(subject, body, headers={BATCH_HEADER: "5"})
             await js.publish(subject, encode_event(ev(99)))
             await bus.publish("bad", ev(100))
-            want = [0, 1, 0, 1, 2, 99, 100]  # the intact part of each damaged batch, then the rest
+            want = [0, 1, 2, 99, 100]
             assert seqs(await read(realtime, len(want))) == want
             assert seqs(await read(batched, len(want))) == want
             assert await bus.settle()
@@ -212,7 +238,7 @@ async def test_garbage_and_truncated_batches_are_counted_and_the_bus_goes_on(
         assert bus.nats_stats().undecodable == {subject: 6}  # 3 bad messages, 2 ways each
         assert consumer.num_ack_pending == 0 and consumer.num_redelivered == 0
         # Logged sparingly: the first on the subject (each error text: test_nats_c_codec).
-        assert "Event batch: event 1: bad length varint" in caplog.text
+        assert "EventBatch: 6 bytes do not parse" in caplog.text
         assert realtime.qsize() == batched.qsize() == 0
 
 

@@ -8,7 +8,7 @@ from loom.errors import InvalidEventError, InvalidTopicError
 from loom.telemetry import tracing_on
 from loom.topics import validate_topic
 from loom_nats._bus_state import _ROUTE_CACHE, BusState, _matches, _Route
-from loom_nats._codec import encode_event
+from loom_nats._codec import check_event, encode_event
 from loom_nats._config import PublishMode
 from loom_nats._trace import end_publish_span, start_publish_span
 
@@ -54,24 +54,21 @@ class Publishing(BusState):
             route = route_or_none
         if tracing_on():
             return await self._publish_traced(topic, route, event)
-        data = encode_event(event)
-        if len(data) > self._max_payload:
-            raise InvalidEventError(
-                f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
-                f"max_payload of {self._max_payload}"
-            )
-        nc = self._nc
         coalescer = self._coalescer
         try:
-            if coalescer is not None:  # the hot path of core mode
+            if coalescer is not None:  # the hot path of core mode: encoded with its batch
+                check_event(event, self._max_payload)
                 subject = route.subject
-                if not coalescer.hold(subject, data):
-                    await coalescer.send(subject, data)
-            elif self.publish_mode == "core" and nc is not None and self.link.up.is_set():
-                await nc.publish(route.subject, data)
+                if not coalescer.hold(subject, event):
+                    await coalescer.send(subject, event)
             else:
-                assert self._publisher is not None
-                await self._publisher.send(route.subject, data, event.id)
+                data = self._encode(event)
+                nc = self._nc
+                if self.publish_mode == "core" and nc is not None and self.link.up.is_set():
+                    await nc.publish(route.subject, data)
+                else:
+                    assert self._publisher is not None
+                    await self._publisher.send(route.subject, data, event.id)
         except self._connection_closed:
             if self._closed:
                 return 0  # shut down while this publish was on its way
@@ -86,16 +83,12 @@ class Publishing(BusState):
         metadata carries over the wire (see :mod:`loom_nats._trace`)."""
         span = start_publish_span(topic, route.subject, event)
         try:
-            data = encode_event(event)
-            if len(data) > self._max_payload:
-                raise InvalidEventError(
-                    f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
-                    f"max_payload of {self._max_payload}"
-                )
             try:
                 if self._coalescer is not None:
-                    await self._coalescer.send(route.subject, data)
+                    check_event(event, self._max_payload)
+                    await self._coalescer.send(route.subject, event)
                 else:
+                    data = self._encode(event)
                     assert self._publisher is not None
                     await self._publisher.send(route.subject, data, event.id)
             except self._connection_closed:
@@ -115,6 +108,16 @@ class Publishing(BusState):
         if span is not None:
             end_publish_span(span, count, None)
         return count
+
+    def _encode(self, event: Event) -> bytes:
+        """The event encoded, no larger than the server's ``max_payload``."""
+        data = encode_event(event)
+        if len(data) > self._max_payload:
+            raise InvalidEventError(
+                f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
+                f"max_payload of {self._max_payload}"
+            )
+        return data
 
     def _route_slow(self, topic: str) -> _Route | None:
         """The route of a topic not in the cache: validate, build, cache. None once shut

@@ -6,45 +6,52 @@ checks that protobuf's own types already guarantee (priority is still range-chec
 an event must have an id).
 
 A NATS message carries one event (its body is the ``loom.v1.Event``, no header) or a
-batch: several events coalesced by a Realtime publisher, the body a protobuf delimited
-stream (varint length, then the event's bytes, repeated) and the header
-:data:`BATCH_HEADER` giving their count. :func:`decode_message` reads both.
+batch: several events coalesced by a Realtime publisher, the body a ``loom.v1.EventBatch``
+of columns (see :mod:`loom.wire`) with no ``topics`` column (the subject is every event's
+topic), and the header :data:`BATCH_HEADER` giving their count. :func:`decode_message`
+reads both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from loom import Event
 from loom.errors import InvalidEventError, ProtocolError
+from loom.wire import event_chars, fill_events, read_events
 
 __all__ = [
     "BATCH_HEADER",
+    "check_event",
     "decode_batch",
     "decode_event",
     "decode_message",
     "encode_batch",
     "encode_event",
-    "varint",
 ]
 
 #: The NATS header that marks a batch body; its value is the number of events in it.
 BATCH_HEADER = "Loom-Batch"
 
+_BATCH = "loom.v1.EventBatch"
+
 _message_class: Any = None
+_batch_class: Any = None
 _decode_errors: tuple[type[Exception], ...] = (UnicodeDecodeError,)
 
 
 def _message() -> Any:
     """Load protobuf on first use, so that importing this module stays light."""
-    global _message_class, _decode_errors
+    global _message_class, _batch_class, _decode_errors
     if _message_class is None:
         from google.protobuf.message import DecodeError
 
-        from loom.v1 import event_pb2
+        from loom.v1 import bridge_pb2, event_pb2
 
         # UnicodeDecodeError comes from the pure-Python protobuf backend.
         _decode_errors = (DecodeError, UnicodeDecodeError)
+        _batch_class = bridge_pb2.EventBatch
         _message_class = event_pb2.Event
     return _message_class
 
@@ -113,83 +120,89 @@ def decode_event(data: bytes) -> Event:
     return event
 
 
-def varint(n: int) -> bytes:
-    """``n`` (>= 0) as a protobuf varint."""
-    if n < 0x80:
-        return bytes((n,))
-    if n < 0x4000:
-        return bytes((n & 0x7F | 0x80, n >> 7))
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+def check_event(event: Event, max_payload: int) -> None:
+    """Refuse, before it is held for a batch, an event that could not travel alone; cheap
+    (it encodes only an event that may be near ``max_payload``).
+
+    Raises:
+        InvalidEventError: a metadata key or value, or a tag, that is not a string (most
+            such: one with a length, bytes say, fails when its batch is encoded instead),
+            or the event encoded is larger than ``max_payload``.
+    """
+    try:
+        chars = event_chars(event)
+    except TypeError as exc:
+        encode_event(event)  # names the field
+        raise InvalidEventError(f"event {event.id!r} cannot be encoded: {exc}") from exc
+    if chars * 4 > max_payload:  # UTF-8 takes at most 4 bytes a character
+        size = len(encode_event(event))
+        if size > max_payload:
+            raise InvalidEventError(
+                f"event {event.id!r} is {size} bytes encoded, more than the server's "
+                f"max_payload of {max_payload}"
+            )
 
 
-def encode_batch(encoded: list[bytes]) -> bytes:
-    """The protobuf delimited stream of already encoded events: each one's length as a
-    varint, then its bytes."""
-    parts: list[bytes] = []
-    append = parts.append
-    for data in encoded:
-        append(varint(len(data)))
-        append(data)
-    return b"".join(parts)
+def encode_batch(events: Sequence[Event], budget: int) -> tuple[bytes, int]:
+    """The body of one message holding the longest prefix of ``events`` (at least one)
+    that stays within ``budget`` bytes, and how many events it holds: a lone event as a
+    plain ``loom.v1.Event``, several as a batch. Only a lone event may be over the budget.
+
+    Raises:
+        InvalidEventError: some event cannot be encoded.
+    """
+    if len(events) > 1:
+        if _batch_class is None:
+            _message()
+        batch = _batch_class()
+        try:
+            # The estimate counts characters; multi-byte text is caught by the check below.
+            count = fill_events(batch, events, budget)
+        except (TypeError, ValueError) as exc:
+            raise InvalidEventError(f"a batch of events cannot be encoded: {exc}") from exc
+        if count > 1:
+            body: bytes = batch.SerializeToString()
+            if len(body) <= budget:
+                return body, count
+            return encode_batch(events[: max(1, count * budget // len(body))], budget)
+    return encode_event(events[0]), 1
 
 
 def decode_batch(data: bytes, count: str | None = None) -> tuple[list[Event], ProtocolError | None]:
-    """The events of a delimited stream, in order, and what went wrong, if anything.
+    """The events of a batch body, in order, and what went wrong, if anything.
 
-    Decoding stops at the first bad frame (a truncated length or body, bytes that are not
-    an event); the events before it are returned with the error, so a damaged batch still
-    delivers what it carries intact.
+    A body that does not parse, or whose columns do not add up, yields no event. One whose
+    count differs from the header's still yields its events, with the error.
 
     Args:
         data: the body.
-        count: the :data:`BATCH_HEADER` value; when given, a stream holding another
-            number of events is an error (the events it does hold are still returned).
+        count: the :data:`BATCH_HEADER` value; when given, a batch holding another number
+            of events is an error.
     """
-    events: list[Event] = []
-    append = events.append
-    end = len(data)
-    pos = 0
-    while pos < end:
-        size = data[pos]
-        pos += 1
-        if size & 0x80:  # a length of 128 bytes or more: more varint bytes follow
-            size &= 0x7F
-            shift = 7
-            while True:
-                if pos >= end or shift > 28:
-                    return events, ProtocolError(
-                        "loom.v1.Event batch", f"event {len(events) + 1}: bad length varint"
-                    )
-                byte = data[pos]
-                pos += 1
-                size |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-        stop = pos + size
-        if stop > end:
-            return events, ProtocolError(
-                "loom.v1.Event batch",
-                f"event {len(events) + 1} is truncated: {size} bytes announced, {end - pos} left",
-            )
-        try:
-            append(decode_event(data[pos:stop]))
-        except ProtocolError as exc:
-            return events, ProtocolError("loom.v1.Event batch", f"event {len(events) + 1}: {exc}")
-        pos = stop
+    cls = _batch_class
+    if cls is None:
+        _message()
+        cls = _batch_class
+    try:
+        batch = cls.FromString(data)
+    except _decode_errors as exc:
+        return [], ProtocolError(_BATCH, f"{len(data)} bytes do not parse: {exc}")
+    if batch.topics:
+        return [], ProtocolError(_BATCH, "a loom-nats batch carries no topics column")
+    try:
+        events = read_events(batch)
+    except ProtocolError as exc:
+        return [], exc
+    if not events:
+        return events, ProtocolError(_BATCH, "the body holds no event")
+    if not all(batch.ids):
+        return [], ProtocolError(_BATCH, "an event in it has no id")
     if count is not None and count != str(len(events)):
         return events, ProtocolError(
-            "loom.v1.Event batch",
+            _BATCH,
             f"header {BATCH_HEADER}: {count!r} announces another count than the "
             f"{len(events)} events the body holds",
         )
-    if not events:
-        return events, ProtocolError("loom.v1.Event batch", "the body holds no event")
     return events, None
 
 
