@@ -12,6 +12,8 @@ echo "== ruff"
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"
+# The tests import grpc before loom_bridge can quiet it (see loom_bridge/__init__.py).
+export GRPC_VERBOSITY="${GRPC_VERBOSITY:-ERROR}"
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -120,3 +120,19 @@ def test_a_missing_client_pem_is_reported_when_connecting(tmp_path: Path):
     config = ClientConfig(tls_ca=tmp_path / "absent-ca.pem")
     with pytest.raises(BridgeConfigError, match=r"absent-ca\.pem"):
         config.channel()
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "ERROR"), ("DEBUG", "DEBUG")])
+def test_importing_the_bridge_quiets_grpc_core_unless_told_otherwise(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    if given is not None:
+        env["GRPC_VERBOSITY"] = given
+    probe = "import loom_bridge, os; print(os.environ['GRPC_VERBOSITY'])"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == expected

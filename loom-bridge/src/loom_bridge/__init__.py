@@ -19,6 +19,7 @@ needs them. See ``docs/bridge.md``.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from loom_bridge._errors import (
@@ -27,6 +28,11 @@ from loom_bridge._errors import (
     NotConnectedError,
     RegistrationError,
 )
+
+# gRPC core writes every GOAWAY it receives (a server shutting down with streams open) to
+# stderr at INFO unless GRPC_VERBOSITY says otherwise; its documented default is ERROR. Set
+# before gRPC loads (with the first public name that needs it); a value set by the user wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 if TYPE_CHECKING:
     from loom_bridge._client_config import Backoff, ClientConfig
