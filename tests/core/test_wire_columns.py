@@ -8,22 +8,11 @@ from hypothesis import strategies as st
 
 from loom import Event
 from loom.errors import ProtocolError
+from loom.testing import wire_events
 from loom.v1 import bridge_pb2
 from loom.wire import EVENT_OVERHEAD, event_chars, fill_events, read_events
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
-events = st.builds(
-    Event,
-    text,
-    st.binary(max_size=40),
-    id=text.filter(bool),
-    timestamp_ms=st.integers(0, 2**62),
-    source=text,
-    metadata=st.dictionaries(text, text, max_size=3),
-    confidence=st.floats(0, 1, width=32),
-    tags=st.lists(text, max_size=3).map(tuple),
-    priority=st.integers(0, 100),
-)
+events = wire_events()
 
 
 @settings(max_examples=100, deadline=None)

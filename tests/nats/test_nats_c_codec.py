@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from loom import Event
 from loom.errors import InvalidEventError
+from loom.testing import wire_events
 from loom.v1 import bridge_pb2, event_pb2
 from loom_nats._codec import (
     BATCH_HEADER,
@@ -22,20 +23,7 @@ from loom_nats._codec import (
     encode_event,
 )
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
-
-events = st.builds(
-    Event,
-    text,
-    st.binary(max_size=300),
-    id=text.filter(bool),
-    timestamp_ms=st.integers(0, 2**62),
-    source=text,
-    metadata=st.dictionaries(text, text, max_size=4),
-    confidence=st.floats(0, 1, width=32),
-    tags=st.lists(text, max_size=3).map(tuple),
-    priority=st.integers(0, 100),
-)
+events = wire_events(max_payload=300)
 
 BIG = 1 << 30
 

@@ -9,32 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from loom import Event
 from loom.errors import ProtocolError
 from loom.host import create_host
-from loom.testing import registered_plugin
+from loom.testing import registered_plugin, wire_events
 from loom_nats import NatsBus, StreamLimits
 from loom_nats._cli import parse_start
 from loom_nats._codec import decode_event, encode_event
 from loom_nats._config import check_name, durable_name, stream_name_for
 from loom_nats._consumer import _ack_tokens
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
-
-events = st.builds(
-    Event,
-    text,
-    st.binary(max_size=64),
-    id=text.filter(bool),
-    timestamp_ms=st.integers(0, 2**62),
-    source=text,
-    metadata=st.dictionaries(text, text, max_size=4),
-    confidence=st.floats(0, 1, width=32),
-    tags=st.lists(text, max_size=3).map(tuple),
-    priority=st.integers(0, 100),
-)
+events = wire_events()
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,7 +8,8 @@ Installed with loom-core and loaded by pytest through the ``pytest11`` entry poi
   and unregisters it afterwards;
 - :func:`registered_plugin`: the same as a context manager, for any host;
 - :class:`BusConformance`: the event-bus tests, written once; every bus backend's test
-  module subclasses it and overrides :meth:`BusConformance.make_bus`.
+  module subclasses it and overrides :meth:`BusConformance.make_bus`;
+- :func:`wire_events`: a hypothesis strategy of events, for property tests of codecs.
 
 Example:
     .. code-block:: python
@@ -27,13 +28,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 
+from loom._event import Event
 from loom.bus._conformance import BusConformance
 from loom.host import PluginHost, create_host
 
-__all__ = ["BusConformance", "loom_host", "register_plugin", "registered_plugin"]
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = ["BusConformance", "loom_host", "register_plugin", "registered_plugin", "wire_events"]
+
+
+def wire_events(*, max_payload: int = 64, max_text: int = 20) -> SearchStrategy[Event]:
+    """A hypothesis strategy of events that every field of ``loom.v1.Event`` can carry:
+    text UTF-8 can carry (no lone surrogates), a non-empty id, a float32 confidence,
+    up to 4 metadata pairs and 3 tags. Needs hypothesis installed.
+
+    Args:
+        max_payload: most bytes of payload.
+        max_text: most characters of each string.
+    """
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(codec="utf-8"), max_size=max_text)
+    return st.builds(
+        Event,
+        text,
+        st.binary(max_size=max_payload),
+        id=text.filter(bool),
+        timestamp_ms=st.integers(0, 2**62),
+        source=text,
+        metadata=st.dictionaries(text, text, max_size=4),
+        confidence=st.floats(0, 1, width=32),
+        tags=st.lists(text, max_size=3).map(tuple),
+        priority=st.integers(0, 100),
+    )
 
 
 @contextmanager
