@@ -15,6 +15,7 @@ from loom.bus import (
     DeliveryQueue,
     Handler,
     Subscription,
+    run_handler,
 )
 from loom.topics import TopicPattern
 from loom_nats._bus_state import _TAP_PENDING, BusState
@@ -24,7 +25,6 @@ from loom_nats._config import (
 )
 from loom_nats._consumer import PullConsumer, StartAt
 from loom_nats._errors import NatsUnavailableError, StreamConfigError
-from loom_nats._handler import run_handler
 from loom_nats._realtime import RealtimeTap
 from loom_nats._replay import check_start
 

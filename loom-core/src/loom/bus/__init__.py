@@ -25,6 +25,7 @@ from loom._action import QoS
 from loom.bus._base import EventBus, Handler
 from loom.bus._checks import refuse_event
 from loom.bus._errors import BusClosedError, SubscriptionClosed
+from loom.bus._handler import run_handler
 from loom.bus._memory import DEFAULT_INFLIGHT_THRESHOLD, DEFAULT_MAX_TOPICS, MemoryBus
 from loom.bus._policy import DEFAULT_QUEUE_SIZES, Backpressure, DropReason, Policy
 from loom.bus._queue import DeliveryQueue, Item
@@ -50,4 +51,5 @@ __all__ = [
     "SubscriptionClosed",
     "TopicStats",
     "refuse_event",
+    "run_handler",
 ]

@@ -1,4 +1,6 @@
-"""The task behind a handler subscription: drain its queue, call the handler per event."""
+"""The task behind a handler subscription: drain its queue, call the handler per event.
+
+Public as :func:`loom.bus.run_handler`, so that every bus backend runs handlers alike."""
 
 from __future__ import annotations
 
