@@ -26,25 +26,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from loom import (
-    ActionCall,
-    ActionError,
-    ActionResult,
-    ActionStatus,
-    CapabilityDescriptor,
-    Event,
-    ProviderKind,
-)
-from loom.actions import ActionBroker, CapabilityError, ErrorCode, Provider
+from loom import ActionCall, ActionError, ActionResult, ActionStatus, CapabilityDescriptor, Event
+from loom.actions import ActionBroker, CapabilityError, ErrorCode
 from loom.bus import Backpressure, EventBus, Policy, Subscription
 from loom.directory import AgentDirectory, AgentRecord
 from loom.topics import validate_topic
+from loom_nats._mesh_provider import MeshProvider, MeshStats
+from loom_nats._mesh_wire import (
+    HOSTS_TOPIC,
+    LEAVE,
+    MESH_ANNOUNCE_TOPIC,
+    announcement,
+    call_event,
+    call_topic,
+    read_announcement,
+    read_call,
+    read_result,
+    reply_topic,
+    result_event,
+)
 
 __all__ = [
     "HOSTS_TOPIC",
@@ -52,123 +56,10 @@ __all__ = [
     "CapabilityMesh",
     "MeshProvider",
     "MeshStats",
+    "call_topic",
 ]
 
 log = logging.getLogger("loom.nats.mesh")
-
-#: Where hosts announce their capabilities and agents (event types ``mesh.announce``,
-#: ``mesh.leave``).
-MESH_ANNOUNCE_TOPIC = "mesh.announce"
-#: Where a host reports the hosts it sees come and go (``mesh.host.joined``,
-#: ``mesh.host.lost``; metadata ``host`` and ``observer``).
-HOSTS_TOPIC = "mesh.hosts"
-
-_ANNOUNCE, _LEAVE, _CALL, _RESULT = "mesh.announce", "mesh.leave", "mesh.call", "mesh.result"
-
-
-def call_topic(host_id: str) -> str:
-    """The topic on which ``host_id`` takes capability calls."""
-    return f"mesh.{host_id}.call"
-
-
-def reply_topic(host_id: str) -> str:
-    """The topic on which ``host_id`` takes the results of its calls."""
-    return f"mesh.{host_id}.reply"
-
-
-@dataclass
-class MeshStats:
-    """Counters of one mesh since it started.
-
-    Attributes:
-        hosts_joined: hosts seen for the first time (or again after being lost).
-        hosts_lost: hosts dropped because they went quiet.
-        calls_sent: calls sent to other hosts.
-        calls_served: calls other hosts sent here that were run.
-        calls_refused: calls refused here (too many at once, or a capability this host
-            does not run itself).
-        calls_timed_out: calls sent that got no result in time.
-        late_results: results that came after their call ended.
-        malformed: messages on mesh topics that could not be read (dropped, logged).
-        peers_refused: announcements ignored because ``max_peers`` hosts are known.
-    """
-
-    hosts_joined: int = 0
-    hosts_lost: int = 0
-    calls_sent: int = 0
-    calls_served: int = 0
-    calls_refused: int = 0
-    calls_timed_out: int = 0
-    late_results: int = 0
-    malformed: int = 0
-    peers_refused: int = 0
-
-
-class MeshProvider(Provider):
-    """A capability other hosts run: calls go to one of them through the mesh.
-
-    Several hosts may announce the same name and version; a call goes to the one that
-    announced it most recently. The mesh adds and removes hosts as they come and go.
-    """
-
-    def __init__(self, mesh: CapabilityMesh, descriptor: CapabilityDescriptor) -> None:
-        self.descriptor = CapabilityDescriptor(
-            descriptor.name, descriptor.version, descriptor.provider, dict(descriptor.metadata)
-        )
-        self._mesh = mesh
-        self._hosts: list[str] = []
-
-    def __repr__(self) -> str:
-        d = self.descriptor
-        return f"<MeshProvider {d.name}:{d.version} hosts={self._hosts}>"
-
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """The hosts that run the capability, the preferred one last."""
-        return tuple(self._hosts)
-
-    def add(self, host_id: str) -> None:
-        """Serve from ``host_id`` too, preferring it from now on."""
-        if host_id in self._hosts:
-            self._hosts.remove(host_id)
-        self._hosts.append(host_id)
-
-    def remove(self, host_id: str) -> bool:
-        """Stop serving from ``host_id``; whether any host is left."""
-        if host_id in self._hosts:
-            self._hosts.remove(host_id)
-        return bool(self._hosts)
-
-    async def invoke(self, call: ActionCall) -> bytes:
-        """Run the call on the preferred host and return its output.
-
-        Raises:
-            CapabilityError: PROVIDER_UNAVAILABLE when no host serves it any more, the host
-                is lost meanwhile or too many calls are waiting; TIMEOUT when no result
-                comes in time; else the remote broker's code and message.
-        """
-        d = self.descriptor
-        if not self._hosts:
-            raise CapabilityError(
-                ErrorCode.PROVIDER_UNAVAILABLE,
-                f"no host runs {d.name!r} version {d.version!r} any more",
-                retryable=True,
-            )
-        host = self._hosts[-1]
-        result = await self._mesh.call(host, call)
-        if result.status is ActionStatus.OK:
-            return result.output
-        error = result.error
-        code = (error.code if error is not None else "") or ErrorCode.CAPABILITY_ERROR
-        message = (error.message if error is not None else "") or (
-            f"host {host!r} answered {result.status.name} without an error"
-        )
-        raise CapabilityError(
-            code,
-            message,
-            details=error.details if error is not None else None,
-            retryable=result.status is ActionStatus.RETRYABLE,
-        )
 
 
 @dataclass(eq=False)
@@ -317,7 +208,7 @@ class CapabilityMesh:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         with contextlib.suppress(Exception):  # the bus may be gone already
-            await self.bus.publish(MESH_ANNOUNCE_TOPIC, Event(_LEAVE, b"", source=self.host_id))
+            await self.bus.publish(MESH_ANNOUNCE_TOPIC, Event(LEAVE, b"", source=self.host_id))
         for sub in self._subscriptions:
             with contextlib.suppress(Exception):
                 await self.bus.unsubscribe(sub.id)
@@ -344,31 +235,12 @@ class CapabilityMesh:
             provider = self.broker.provider(descriptor.name, descriptor.version)
             if provider is None or isinstance(provider, MeshProvider):
                 continue  # only what runs here: never re-export another host's
-            capabilities.append(
-                {
-                    "name": descriptor.name,
-                    "version": descriptor.version,
-                    "provider": int(descriptor.provider),
-                    "metadata": descriptor.metadata,
-                }
-            )
-        agents = []
+            capabilities.append(descriptor)
+        agents: list[AgentRecord] = []
         if self.directory is not None:
-            for record in self.directory.all():
-                if record.agent_id in self._remote_agents:
-                    continue
-                agents.append(
-                    {
-                        "id": record.agent_id,
-                        "topics": sorted(record.topics),
-                        "capabilities": sorted(record.capabilities),
-                        "metadata": dict(record.metadata),
-                    }
-                )
-        body = {"host": self.host_id, "capabilities": capabilities, "agents": agents}
+            agents = [r for r in self.directory.all() if r.agent_id not in self._remote_agents]
         await self.bus.publish(
-            MESH_ANNOUNCE_TOPIC,
-            Event(_ANNOUNCE, json.dumps(body).encode(), source=self.host_id),
+            MESH_ANNOUNCE_TOPIC, announcement(self.host_id, capabilities, agents)
         )
 
     async def _tick(self) -> None:
@@ -396,18 +268,14 @@ class CapabilityMesh:
         host_id = event.source
         if host_id == self.host_id:
             return
-        if event.type == _LEAVE:
+        if event.type == LEAVE:
             if host_id in self._peers:
                 log.info("mesh %s: host %r left", self.host_id, host_id)
                 await self._drop(host_id, why=f"host {host_id!r} left the mesh")
             return
         try:
-            body = json.loads(event.payload)
-            if body.get("host") != host_id:
-                raise ValueError(f"source {host_id!r} and host {body.get('host')!r} differ")
-            capabilities = [_descriptor(c) for c in body["capabilities"]]
-            agents = [_record(a, host_id) for a in body["agents"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            capabilities, agents = read_announcement(event)
+        except ValueError as exc:
             self.stats.malformed += 1
             log.warning("mesh %s: unreadable announcement from %r: %s", self.host_id, host_id, exc)
             return
@@ -517,12 +385,7 @@ class CapabilityMesh:
                 f"{self.max_pending_calls} calls already wait for other hosts (max_pending_calls)",
                 retryable=True,
             )
-        request = Event(
-            _CALL,
-            call.to_proto().SerializeToString(),
-            source=self.host_id,
-            metadata={"reply_to": reply_topic(self.host_id)},
-        )
+        request = call_event(self.host_id, call)
         future: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = (host_id, future)
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms > 0 else self.call_timeout_s
@@ -541,10 +404,8 @@ class CapabilityMesh:
             self._pending.pop(request.id, None)
 
     async def _on_call(self, topic: str, event: Event) -> None:
-        reply_to = event.metadata.get("reply_to", "")
         try:
-            call = _decode_call(event.payload)
-            validate_topic(reply_to)
+            call, reply_to = read_call(event)
         except ValueError as exc:
             self.stats.malformed += 1
             log.warning(
@@ -557,7 +418,7 @@ class CapabilityMesh:
             refusal = ActionResult(
                 call.id,
                 ActionStatus.ERROR,
-                error=_error(
+                error=ActionError(
                     ErrorCode.NOT_FOUND,
                     f"host {self.host_id!r} does not run {call.capability!r} "
                     f"version {call.version or 'any'!r}",
@@ -567,7 +428,7 @@ class CapabilityMesh:
             refusal = ActionResult(
                 call.id,
                 ActionStatus.RETRYABLE,
-                error=_error(
+                error=ActionError(
                     ErrorCode.PROVIDER_UNAVAILABLE,
                     f"host {self.host_id!r} runs {self.max_concurrent_calls} calls from "
                     "other hosts already (max_concurrent_calls)",
@@ -587,14 +448,8 @@ class CapabilityMesh:
         await self._answer(reply_to, token, result)
 
     async def _answer(self, reply_to: str, token: str, result: ActionResult) -> None:
-        answer = Event(
-            _RESULT,
-            result.to_proto().SerializeToString(),
-            source=self.host_id,
-            metadata={"in_reply_to": token},
-        )
         try:
-            await self.bus.publish(reply_to, answer)
+            await self.bus.publish(reply_to, result_event(self.host_id, token, result))
         except Exception as exc:  # noqa: BLE001 - the caller times out and says so
             log.warning("mesh %s: sending a result to %s failed: %s", self.host_id, reply_to, exc)
 
@@ -604,7 +459,7 @@ class CapabilityMesh:
             self.stats.late_results += 1
             return
         try:
-            result = _decode_result(event.payload)
+            result = read_result(event.payload)
         except ValueError as exc:
             self.stats.malformed += 1
             pending[1].set_exception(
@@ -615,55 +470,3 @@ class CapabilityMesh:
             )
             return
         pending[1].set_result(result)
-
-
-def _error(code: str, message: str) -> ActionError:
-    return ActionError(code, message)
-
-
-def _descriptor(data: Any) -> CapabilityDescriptor:
-    metadata = data.get("metadata", {})
-    if not isinstance(data["name"], str) or not data["name"] or not isinstance(metadata, dict):
-        raise ValueError(f"bad capability {data!r}")
-    return CapabilityDescriptor(
-        data["name"],
-        str(data["version"]),
-        ProviderKind(int(data["provider"])),
-        {str(k): str(v) for k, v in metadata.items()},
-    )
-
-
-def _record(data: Any, host_id: str) -> AgentRecord:
-    metadata = {str(k): str(v) for k, v in dict(data.get("metadata", {})).items()}
-    metadata["host"] = host_id
-    return AgentRecord(
-        data["id"],
-        topics=frozenset(data.get("topics", ())),
-        capabilities=frozenset(data.get("capabilities", ())),
-        metadata=metadata,
-    )
-
-
-def _decode_call(data: bytes) -> ActionCall:
-    from google.protobuf.message import DecodeError
-
-    from loom.v1 import action_pb2
-
-    try:
-        message = action_pb2.ActionCall.FromString(data)
-    except DecodeError as exc:
-        raise ValueError(f"not a loom.v1.ActionCall: {exc}") from None
-    if not message.capability:
-        raise ValueError("the ActionCall names no capability")
-    return ActionCall.from_proto(message)
-
-
-def _decode_result(data: bytes) -> ActionResult:
-    from google.protobuf.message import DecodeError
-
-    from loom.v1 import action_pb2
-
-    try:
-        return ActionResult.from_proto(action_pb2.ActionResult.FromString(data))
-    except (DecodeError, ValueError) as exc:
-        raise ValueError(f"not a loom.v1.ActionResult: {exc}") from None
