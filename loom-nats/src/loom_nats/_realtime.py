@@ -59,7 +59,7 @@ class RealtimeTap:
                 return
         else:
             events, error = decode_message(msg.data, headers)
-            if error is not None:  # what decoded before the damage is still delivered
+            if error is not None:  # a batch whose count lies still delivers its events
                 self._telemetry.undecodable(subject, error)
         known = self._topics.get(subject)
         if known is None:
