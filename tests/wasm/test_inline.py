@@ -51,6 +51,32 @@ async def _promote(plugin, capability="work", payload=b"0", patience=20):
     return watch, calls
 
 
+async def _time_out_until_demoted(plugin, watch, seen, capability, payload, in_backtrace=""):
+    """Invoke a call that outruns its 300 ms deadline until the capability leaves the loop.
+
+    Each attempt starts inline, is stopped by the leash and is run again on a worker, where
+    its own deadline stops it. The first attempt normally demotes the capability; when the
+    epoch jumped at once (a late ticker) an attempt looks short, and a few in a row are
+    needed. Returns how many attempts it took.
+    """
+    loop_thread = threading.get_ident()
+    attempts = 0
+    while attempts < DEMOTE_AFTER:
+        attempts += 1
+        seen.clear()
+        with pytest.raises(CapabilityError) as caught:
+            await plugin.invoke(capability, payload)
+        error = caught.value
+        assert error.code == "CAPABILITY_ERROR"
+        assert error.details["kind"] == ErrorKind.TIMEOUT
+        assert error.details["timeout_ms"] == "300"
+        assert in_backtrace in error.details["backtrace"]
+        assert seen[0] == loop_thread and seen[1:] != [loop_thread] and len(seen) == 2
+        if not watch.inline:
+            break
+    return attempts
+
+
 class _Ticks:
     """A task that counts 5 ms sleeps: it only advances while the loop is free."""
 
@@ -115,26 +141,9 @@ async def test_an_inline_eligible_call_that_loops_forever_is_stopped(reused, sti
     plugin = reused(timeout_ms=300)
     watch, _ = await _promote(plugin)
     seen = _threads(plugin)
-    loop_thread = threading.get_ident()
     ticks = _Ticks()
     try:
-        # The leash stops the inline attempt, and the call is run again on a worker, where its
-        # own deadline stops it while the loop goes on. The first attempt normally sends the
-        # capability back to the workers; when the epoch jumped at once (a late ticker) the
-        # attempt looks short, and a few in a row are needed.
-        attempts = 0
-        while attempts < DEMOTE_AFTER:
-            attempts += 1
-            seen.clear()
-            with pytest.raises(CapabilityError) as caught:
-                await plugin.invoke("work", b"-1")
-            error = caught.value
-            assert error.code == "CAPABILITY_ERROR"
-            assert error.details["kind"] == ErrorKind.TIMEOUT
-            assert error.details["timeout_ms"] == "300"
-            assert seen[0] == loop_thread and seen[1:] != [loop_thread] and len(seen) == 2
-            if not watch.inline:
-                break
+        attempts = await _time_out_until_demoted(plugin, watch, seen, "work", b"-1")
     finally:
         ticks.stop()
     assert not watch.inline and watch.demotions == 1, attempts
@@ -372,24 +381,11 @@ async def test_a_fresh_start_that_loops_forever_is_stopped_and_the_loop_goes_on(
     plugin, mode = fresh(timeout_ms=300)
     watch, _ = await _promote(plugin, "count", b"{}", patience=100)
     seen = _threads(plugin)
-    loop_thread = threading.get_ident()
     mode.write_text("L")  # the module's start function now never returns
     ticks = _Ticks()
     try:
-        attempts = 0  # as for a reused instance: a late ticker can make an attempt look short
-        while attempts < DEMOTE_AFTER:
-            attempts += 1
-            seen.clear()
-            with pytest.raises(CapabilityError) as caught:
-                await plugin.invoke("count", b"{}")
-            error = caught.value
-            assert error.code == "CAPABILITY_ERROR"
-            assert error.details["kind"] == ErrorKind.TIMEOUT
-            assert error.details["timeout_ms"] == "300"
-            assert "init" in error.details["backtrace"]  # stopped in the start function
-            assert seen[0] == loop_thread and seen[1:] != [loop_thread] and len(seen) == 2
-            if not watch.inline:
-                break
+        # stopped in the start function, each time
+        attempts = await _time_out_until_demoted(plugin, watch, seen, "count", b"{}", "init")
     finally:
         ticks.stop()
     assert not watch.inline and watch.demotions == 1, attempts

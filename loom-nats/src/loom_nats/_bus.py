@@ -314,6 +314,7 @@ class NatsBus(Publishing, Subscribing, ConnectionEvents):
                     publisher,
                     max_events=self.realtime_batch,
                     max_bytes=batch_bytes(self._max_payload, self.limits.max_msg_size),
+                    max_payload=self._max_payload,
                 )
         except BaseException:
             await self.link.close()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from loom import Event
 from loom.bus import refuse_event
-from loom.errors import InvalidEventError, InvalidTopicError
+from loom.errors import InvalidTopicError
 from loom.telemetry import tracing_on
 from loom.topics import validate_topic
 from loom_nats._bus_state import _ROUTE_CACHE, BusState, _matches, _Route
-from loom_nats._codec import check_event, encode_event
+from loom_nats._codec import encode_event, raise_too_large
 from loom_nats._config import PublishMode
 from loom_nats._trace import end_publish_span, start_publish_span
 
@@ -57,7 +57,6 @@ class Publishing(BusState):
         coalescer = self._coalescer
         try:
             if coalescer is not None:  # the hot path of core mode: encoded with its batch
-                check_event(event, self._max_payload)
                 subject = route.subject
                 if not coalescer.hold(subject, event):
                     await coalescer.send(subject, event)
@@ -85,7 +84,6 @@ class Publishing(BusState):
         try:
             try:
                 if self._coalescer is not None:
-                    check_event(event, self._max_payload)
                     await self._coalescer.send(route.subject, event)
                 else:
                     data = self._encode(event)
@@ -113,10 +111,7 @@ class Publishing(BusState):
         """The event encoded, no larger than the server's ``max_payload``."""
         data = encode_event(event)
         if len(data) > self._max_payload:
-            raise InvalidEventError(
-                f"event {event.id!r} is {len(data)} bytes encoded, more than the server's "
-                f"max_payload of {self._max_payload}"
-            )
+            raise_too_large(event, len(data), self._max_payload)
         return data
 
     def _route_slow(self, topic: str) -> _Route | None:

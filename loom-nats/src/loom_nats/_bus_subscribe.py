@@ -15,6 +15,7 @@ from loom.bus import (
     DeliveryQueue,
     Handler,
     Subscription,
+    check_handler,
     run_handler,
 )
 from loom.topics import TopicPattern
@@ -82,13 +83,7 @@ class Subscribing(BusState):
         compiled = TopicPattern.compile(pattern)
         subject = self._subject(pattern)
         qos = QoS(qos)
-        if handler is not None:
-            if not callable(handler):
-                raise TypeError(f"handler must be callable, not {handler!r}")
-            if queue is not None:
-                raise ValueError(
-                    "give a handler or a shared queue, not both: a handler drains its own queue"
-                )
+        check_handler(handler, queue)
         replaying = replay_from_seq is not None or replay_from_time is not None
         start_time = check_start(replay_from_seq, replay_from_time) if replaying else None
         if qos is QoS.REALTIME and (durable is not None or replaying):

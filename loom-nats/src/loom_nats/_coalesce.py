@@ -26,7 +26,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from loom.errors import InvalidEventError
-from loom_nats._codec import BATCH_HEADER, encode_batch, encode_event
+from loom_nats._codec import (
+    BATCH_HEADER,
+    check_event,
+    encode_batch,
+    encode_event,
+    raise_too_large,
+)
 
 if TYPE_CHECKING:
     from loom import Event
@@ -40,15 +46,17 @@ log = logging.getLogger("loom.nats")
 class Coalescer:
     """Per-subject batching of core publishes for one bus.
 
-    Publishers check each event (:func:`~loom_nats._codec.check_event`) before handing it
-    over; one that still fails to encode at the flush (a field of the wrong type that the
-    check does not look at) is dropped alone, logged and counted in :attr:`lost`.
+    An event sent at once is encoded then; one held for a batch is checked first
+    (:func:`~loom_nats._codec.check_event`), so that either way a bad event raises in its
+    publish. A held event that still fails to encode at the flush (a field of the wrong type
+    that the check does not look at) is dropped alone, logged and counted in :attr:`lost`.
 
     Args:
         publisher: sends the messages (and waits out an outage).
         max_events: most events in one batch (at least 2).
         max_bytes: most bytes in one batch message; an event alone larger than this goes
             as a single message.
+        max_payload: the server's ``max_payload``: no event may be larger encoded.
     """
 
     __slots__ = (
@@ -56,18 +64,22 @@ class Coalescer:
         "_held",
         "_loop",
         "_max_events",
+        "_max_payload",
         "_publisher",
         "_scheduled",
         "_task",
         "lost",
     )
 
-    def __init__(self, publisher: Publisher, *, max_events: int, max_bytes: int) -> None:
+    def __init__(
+        self, publisher: Publisher, *, max_events: int, max_bytes: int, max_payload: int
+    ) -> None:
         if max_events < 2:
             raise ValueError(f"max_events must be >= 2 to coalesce, got {max_events}")
         self._publisher = publisher
         self._max_events = max_events
         self._budget = max_bytes
+        self._max_payload = max_payload
         self._loop = asyncio.get_running_loop()
         #: Subjects published to in this iteration, with the events they hold (None:
         #: nothing yet, the usual case of a lone publish, which then costs no list).
@@ -90,10 +102,15 @@ class Coalescer:
         Returns:
             True when held; False when the caller must ``await send(subject, event)`` (the
             subject's first event in this iteration, or one that fills the batch).
+
+        Raises:
+            InvalidEventError: the event could not travel (see
+                :func:`~loom_nats._codec.check_event`).
         """
         held = self._held.get(subject)
         if held is None or len(held) + 1 >= self._max_events:
             return False
+        check_event(event, self._max_payload)
         held.append(event)
         return True
 
@@ -102,7 +119,8 @@ class Coalescer:
         iteration, else with the next batch.
 
         Raises:
-            InvalidEventError: the event cannot be encoded (only an event sent now).
+            InvalidEventError: the event cannot be encoded, or is larger than
+                ``max_payload`` encoded.
             NatsUnavailableError: the connection stayed down past ``outage_timeout``
                 (only a send made now, not a held event, raises).
         """
@@ -112,8 +130,12 @@ class Coalescer:
             if not self._scheduled:
                 self._scheduled = True
                 self._loop.call_soon(self._end_of_iteration)
-            await self._publisher.send_core(subject, encode_event(event))
+            data = encode_event(event)
+            if len(data) > self._max_payload:
+                raise_too_large(event, len(data), self._max_payload)
+            await self._publisher.send_core(subject, data)
             return
+        check_event(event, self._max_payload)
         held = held_map[subject]
         if held is None:
             held_map[subject] = [event]

@@ -15,7 +15,7 @@ reads both.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from loom import Event
 from loom.errors import InvalidEventError, ProtocolError
@@ -29,6 +29,7 @@ __all__ = [
     "decode_message",
     "encode_batch",
     "encode_event",
+    "raise_too_large",
 ]
 
 #: The NATS header that marks a batch body; its value is the number of events in it.
@@ -137,10 +138,19 @@ def check_event(event: Event, max_payload: int) -> None:
     if chars * 4 > max_payload:  # UTF-8 takes at most 4 bytes a character
         size = len(encode_event(event))
         if size > max_payload:
-            raise InvalidEventError(
-                f"event {event.id!r} is {size} bytes encoded, more than the server's "
-                f"max_payload of {max_payload}"
-            )
+            raise_too_large(event, size, max_payload)
+
+
+def raise_too_large(event: Event, size: int, max_payload: int) -> NoReturn:
+    """Raise the error for an event of ``size`` bytes encoded, over ``max_payload``.
+
+    Raises:
+        InvalidEventError: always.
+    """
+    raise InvalidEventError(
+        f"event {event.id!r} is {size} bytes encoded, more than the server's "
+        f"max_payload of {max_payload}"
+    )
 
 
 def encode_batch(events: Sequence[Event], budget: int) -> tuple[bytes, int]:

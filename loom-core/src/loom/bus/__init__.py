@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from loom._action import QoS
 from loom.bus._base import EventBus, Handler
-from loom.bus._checks import refuse_event
+from loom.bus._checks import check_handler, refuse_event
 from loom.bus._errors import BusClosedError, SubscriptionClosed
 from loom.bus._handler import run_handler
 from loom.bus._memory import DEFAULT_INFLIGHT_THRESHOLD, DEFAULT_MAX_TOPICS, MemoryBus
@@ -50,6 +50,7 @@ __all__ = [
     "Subscription",
     "SubscriptionClosed",
     "TopicStats",
+    "check_handler",
     "refuse_event",
     "run_handler",
 ]

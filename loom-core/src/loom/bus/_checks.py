@@ -1,13 +1,34 @@
-"""What every bus backend refuses to publish, said the same way by each."""
+"""What every bus backend refuses, said the same way by each."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from loom._event import Event
 from loom.errors import InvalidEventError
 
-__all__ = ["refuse_event"]
+if TYPE_CHECKING:
+    from loom.bus._base import Handler
+    from loom.bus._queue import DeliveryQueue
+
+__all__ = ["check_handler", "refuse_event"]
+
+
+def check_handler(handler: Handler | None, queue: DeliveryQueue | None) -> None:
+    """Check a subscribe call's ``handler`` and ``queue`` arguments.
+
+    Raises:
+        TypeError: ``handler`` is not callable.
+        ValueError: both are given (a handler drains its own queue).
+    """
+    if handler is None:
+        return
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {handler!r}")
+    if queue is not None:
+        raise ValueError(
+            "give a handler or a shared queue, not both: a handler drains its own queue"
+        )
 
 
 def refuse_event(event: object) -> NoReturn:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from loom._action import QoS
 from loom._event import Event
 from loom.bus._base import EventBus, Handler
-from loom.bus._checks import refuse_event
+from loom.bus._checks import check_handler, refuse_event
 from loom.bus._errors import BusClosedError
 from loom.bus._handler import run_handler
 from loom.bus._index import Route, RouteTable
@@ -251,13 +251,7 @@ class MemoryBus(EventBus):
         if self._closed:
             raise BusClosedError("the bus is shut down; it takes no new subscriptions")
         compiled = TopicPattern.compile(pattern)
-        if handler is not None:
-            if not callable(handler):
-                raise TypeError(f"handler must be callable, not {handler!r}")
-            if queue is not None:
-                raise ValueError(
-                    "give a handler or a shared queue, not both: a handler drains its own queue"
-                )
+        check_handler(handler, queue)
         seq = next(self._ids)
         sub = Subscription(
             f"sub_{pattern}_{seq:x}",
